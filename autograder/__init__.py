@@ -1,0 +1,1 @@
+"""Grading for the sockets course: nbgrader underneath, with the course's own safety and speed."""

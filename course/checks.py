@@ -1,0 +1,214 @@
+"""Learner-facing checks: what the visible self-checks and the hidden tests of every notebook call.
+
+Each check runs the learner's function (or talks to the learner's server) with a deadline, and
+fails with one sentence that says what happened and what to check, with the values in it:
+
+    no reply from your server at 127.0.0.1:54012 within 2.0 s; did it sendto() the client's address?
+
+A learner function that hangs, raises, returns the wrong type or leaks sockets is reported in
+seconds; the kernel never hangs on it. Failures raise `YourCodeError` (an AssertionError).
+
+Every check also records *evidence*: the inputs it used and what it observed, as plain data
+(numbers, strings, bytes, lists). In a Jupyter kernel the evidence is published as an output of the
+cell with the MIME type `EVIDENCE_MIME`; the autograder compares it, in a process that never ran
+learner code, with the evidence the instructor's solution produced. A kernel that forges a passing
+cell without the evidence to match earns nothing.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable
+
+from course import kernel
+from course.deadline import Deadline
+from course.errors import YourCodeError
+
+EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
+DEFAULT_TIMEOUT = 2.0
+
+# Evidence recorded in this process (tests read it; the notebook kernel also publishes it).
+recorded: list[dict] = []
+
+
+# ----------------------------------------------------------------------------------------------
+# Evidence
+# ----------------------------------------------------------------------------------------------
+def plain(value: Any) -> Any:
+    """`value` as JSON-safe plain data: bytes become {'bytes': base64}, tuples lists, exceptions
+    their type name. Anything else is repr()'d, so that nothing live leaves the kernel."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, BaseException):
+        return {"raised": type(value).__name__}
+    return {"repr": repr(value)[:200]}
+
+
+def record_evidence(check: str, **data: Any) -> dict:
+    """Record what a check used and observed; publish it as a cell output inside Jupyter."""
+    item = {"check": check, **{k: plain(v) for k, v in data.items()}}
+    recorded.append(item)
+    if os.environ.get("COURSE_EVIDENCE", "1") != "0":
+        _publish(item)
+    return item
+
+
+def _publish(item: dict) -> None:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return
+    if shell is None or not hasattr(shell, "display_pub"):
+        return
+    # A display_data whose only representation is our MIME type: invisible in JupyterLab, kept in
+    # the executed notebook for the autograder.
+    shell.display_pub.publish(data={EVIDENCE_MIME: json.loads(json.dumps(item))}, metadata={})
+
+
+# ----------------------------------------------------------------------------------------------
+# Running learner code with a deadline
+# ----------------------------------------------------------------------------------------------
+def describe_call(name: str, args: tuple = (), kwargs: dict | None = None) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
+    text = f"{name}({', '.join(parts)})"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def call_with_deadline(fn: Callable, *args, timeout: float = DEFAULT_TIMEOUT, name: str | None = None, **kwargs):
+    """Call `fn(*args, **kwargs)` in a daemon thread and wait at most `timeout` seconds.
+
+    Returns what it returned and re-raises what it raised (NotImplementedError included, so that a
+    blank exercise says so). If it is still running at the deadline, raise YourCodeError; the thread
+    is a daemon, and the check's reference peer closes its sockets, which usually unblocks it.
+    """
+    name = name or getattr(fn, "__name__", "your function")
+    box: dict[str, Any] = {}
+
+    def run():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            box["error"] = exc
+
+    t = threading.Thread(target=run, name=f"learner-{name}", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise YourCodeError(
+            f"{describe_call(name, args, kwargs)} did not return within {timeout} s; "
+            f"does every recv/accept/recvfrom in it have a timeout, and does its loop end?"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def expect_type(value: Any, expected: type | tuple[type, ...], call: str) -> None:
+    """Fail with a clear sentence when `call` returned a value of the wrong type."""
+    if isinstance(expected, type) and expected is int and isinstance(value, bool):
+        ok = False
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        want = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+        raise YourCodeError(f"{call} returned {value!r} (a {type(value).__name__}); it should return a {want}")
+
+
+def check_calls(
+    fn: Callable,
+    reference: Callable,
+    cases: Iterable[tuple],
+    *,
+    name: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    hint: str = "",
+) -> None:
+    """Call the learner's `fn` and the course's `reference` on every case (a tuple of arguments) and
+    fail on the first difference: a different value, a different type, or a different exception
+    type (when the reference raises, the learner's function must raise the same type).
+    """
+    name = name or getattr(fn, "__name__", "your function")
+    calls = []
+    try:
+        for args in cases:
+            call = describe_call(name, args)
+            try:
+                expected, expected_error = reference(*args), None
+            except Exception as exc:  # the reference raising is part of the specification
+                expected, expected_error = None, exc
+            try:
+                got = call_with_deadline(fn, *args, timeout=timeout, name=name)
+            except NotImplementedError:
+                raise
+            except YourCodeError:
+                raise
+            except Exception as exc:
+                calls.append({"args": args, "raised": type(exc).__name__})
+                if expected_error is not None and isinstance(exc, type(expected_error)):
+                    continue
+                if expected_error is not None:
+                    raise YourCodeError(
+                        f"{call} raised {type(exc).__name__}: {exc}; it should raise {type(expected_error).__name__}"
+                    ) from exc
+                raise YourCodeError(f"{call} raised {type(exc).__name__}: {exc}; it should return {expected!r}. {hint}".strip()) from exc
+            calls.append({"args": args, "returned": got})
+            if expected_error is not None:
+                raise YourCodeError(
+                    f"{call} returned {got!r}; it should raise {type(expected_error).__name__} "
+                    f"(the reference says: {expected_error}). {hint}".strip()
+                )
+            expect_type(got, type(expected), call)
+            if got != expected:
+                raise YourCodeError(f"{call} returned {got!r}; expected {expected!r}. {hint}".strip())
+    finally:
+        record_evidence(name, calls=calls)
+
+
+# ----------------------------------------------------------------------------------------------
+# Leaked sockets
+# ----------------------------------------------------------------------------------------------
+@contextmanager
+def no_leaked_sockets(what: str, ignore_ports: Iterable[int] = (), grace: float = 1.0):
+    """Fail if the block leaves open a socket it created, other than sockets on `ignore_ports`
+    (a reference server's port: its own accepted connections are not the learner's).
+
+    Sockets are found through /proc/self/fd, so a socket the learner forgot to close is seen even
+    when no Python name refers to it any more. Closing may lag a moment behind a learner's thread:
+    leaks are reported only if they are still open after `grace` seconds.
+    """
+    before = kernel.socket_inodes_of_this_process()
+    ignore = set(ignore_ports)
+    yield
+
+    def leaked() -> list[kernel.SocketEntry]:
+        new = kernel.socket_inodes_of_this_process() - before
+        if not new:
+            return []
+        found = [e for e in kernel.all_sockets() if e.inode in new]
+        return [e for e in found if e.local[1] not in ignore]
+
+    deadline = Deadline(grace)
+    left = leaked()
+    while left and not deadline.expired():
+        time.sleep(0.01)
+        left = leaked()
+    if left:
+        listed = ", ".join(
+            f"{e.proto} {e.local[0]}:{e.local[1]} -> {e.remote[0]}:{e.remote[1]} {e.state}" for e in left[:3]
+        )
+        raise YourCodeError(
+            f"{what} left {len(left)} socket(s) open ({listed}); close every socket it creates, "
+            f"for example with `with socket.socket(...) as s:`"
+        )

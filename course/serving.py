@@ -1,0 +1,276 @@
+"""Loopback servers as context managers: the plumbing under every reference peer of the course.
+
+A server binds a loopback address (127.0.0.1 by default, any 127.x.y.z or ::1 allowed) on port 0,
+reads back the real address the kernel chose (`server.address`), and serves from a background
+thread. Leaving the `with` block (or calling `close()`) stops the thread, closes every socket and
+joins every thread it started, so that re-running a notebook cell never leaves "Address already
+in use" or a stray thread. Loops poll their stop flag at a bounded interval (the CPython
+socketserver habit), so closing takes at most about `POLL` seconds.
+
+Each server keeps `events`: what it saw on the wire, as plain data (tuples of strings, numbers and
+bytes), so that a check can say what the peer observed ("the server received b'hi' from
+127.0.0.1:40312") and a grader can compare it outside the learner's kernel.
+
+Subclasses implement `handle_connection(conn, addr)` (TCP, one thread per connection) or
+`handle_datagram(data, addr)` (UDP, one thread). `register("name")` puts a class in the registry
+that `python -m course serve NAME` starts.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from typing import Callable
+
+from course.errors import SetupError
+
+POLL = 0.05  # seconds: how often a serving loop looks at its stop flag
+JOIN_TIMEOUT = 2.0  # seconds a close() waits for each thread before it calls that a bug
+
+Address = tuple  # (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6
+
+REGISTRY: dict[str, type] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: make a reference peer startable by `python -m course serve NAME`."""
+
+    def add(cls: type) -> type:
+        REGISTRY[name] = cls
+        cls.peer_name = name
+        return cls
+
+    return add
+
+
+def loopback_host(host: str) -> str:
+    """Return `host` if it is a loopback address (127.0.0.0/8 or ::1), else raise SetupError."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise SetupError(
+            f"{host!r} is not an IP address; the course binds loopback addresses only, such as '127.0.0.1'"
+        ) from None
+    if not ip.is_loopback:
+        raise SetupError(
+            f"{host} is not a loopback address; the course only binds 127.0.0.0/8 or ::1 so that no traffic leaves this machine"
+        )
+    return host
+
+
+def family_of(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+
+
+def format_address(address: Address) -> str:
+    """'127.0.0.1:54012' or '[::1]:54012'."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class LoopbackServer:
+    """Base class: one socket on a loopback address, served by threads, cleaned up on exit."""
+
+    sock_type = socket.SOCK_STREAM
+    peer_name = "server"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.host = loopback_host(host)
+        self.requested_port = port
+        self.address: Address | None = None
+        self.events: list[tuple] = []
+        self._events_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sockets: set[socket.socket] = set()
+        self._sockets_lock = threading.Lock()
+        self.sock: socket.socket | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> "LoopbackServer":
+        if self.sock is not None:
+            raise SetupError(f"{type(self).__name__} at {self.where} is already started")
+        sock = socket.socket(family_of(self.host), self.sock_type)
+        try:
+            if self.sock_type == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.requested_port))
+        except OSError as exc:
+            sock.close()
+            raise SetupError(
+                f"cannot bind {self.host} port {self.requested_port}: {exc.strerror}; use port 0 to let the kernel choose a free port"
+            ) from exc
+        self.sock = sock
+        self.address = sock.getsockname()
+        self._track(sock)
+        self.setup(sock)
+        self._spawn(self._serve_forever, f"{type(self).__name__}-{self.port}")
+        return self
+
+    def setup(self, sock: socket.socket) -> None:
+        """Called once after bind, before serving starts (TCP servers listen here)."""
+
+    def close(self) -> None:
+        """Stop serving, close every socket, join every thread. Safe to call twice."""
+        self._stop.set()
+        with self._sockets_lock:
+            sockets = list(self._sockets)
+            self._sockets.clear()
+        for s in sockets:
+            try:
+                if s.type == socket.SOCK_STREAM and s is not self.sock:
+                    s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        stuck = []
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(JOIN_TIMEOUT)
+                if t.is_alive():
+                    stuck.append(t.name)
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if stuck:
+            raise SetupError(f"{type(self).__name__} could not stop threads {stuck} within {JOIN_TIMEOUT} s")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.where}>"
+
+    # -- what a notebook reads -----------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.address[1] if self.address else self.requested_port
+
+    @property
+    def where(self) -> str:
+        return format_address(self.address) if self.address else f"{self.host}:{self.requested_port} (not started)"
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def record(self, *event) -> None:
+        """Remember something seen on the wire, as plain data."""
+        with self._events_lock:
+            self.events.append((time.monotonic(), *event))
+
+    def events_of(self, kind: str) -> list[tuple]:
+        """The events of one kind, without their timestamps: e.g. events_of('recv')."""
+        with self._events_lock:
+            return [e[1:] for e in self.events if e[1] == kind]
+
+    # -- plumbing for subclasses ---------------------------------------------------------------
+    def _spawn(self, target: Callable, name: str, *args) -> threading.Thread:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads = [x for x in self._threads if x.is_alive()]
+        self._threads.append(t)
+        t.start()
+        return t
+
+    def _track(self, s: socket.socket) -> None:
+        with self._sockets_lock:
+            if self._stop.is_set():
+                s.close()
+                return
+            self._sockets.add(s)
+
+    def _untrack(self, s: socket.socket) -> None:
+        with self._sockets_lock:
+            self._sockets.discard(s)
+        s.close()
+
+    def _serve_forever(self) -> None:
+        raise NotImplementedError
+
+
+class TcpServer(LoopbackServer):
+    """A listening TCP socket; each accepted connection is served by `handle_connection` in its
+    own thread, with a per-operation timeout of `io_timeout` seconds."""
+
+    sock_type = socket.SOCK_STREAM
+    backlog = 16
+    io_timeout = 5.0
+
+    def setup(self, sock: socket.socket) -> None:
+        sock.listen(self.backlog)
+        sock.settimeout(POLL)
+
+    def _serve_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, addr = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed under us: we are stopping
+            self._track(conn)
+            if self._stop.is_set():
+                return
+            conn.settimeout(self.io_timeout)
+            self.record("accept", format_address(addr))
+            self._spawn(self._run_handler, f"{type(self).__name__}-conn-{addr[1]}", conn, addr)
+
+    def _run_handler(self, conn: socket.socket, addr: Address) -> None:
+        try:
+            self.handle_connection(conn, addr)
+        except (OSError, ValueError):
+            pass  # the peer went away or we are stopping: nothing to serve any more
+        finally:
+            self.record("close", format_address(addr))
+            self._untrack(conn)
+
+    def handle_connection(self, conn: socket.socket, addr: Address) -> None:
+        raise NotImplementedError
+
+    def recv_or_stop(self, conn: socket.socket, bufsize: int = 65536) -> bytes:
+        """recv that wakes up every POLL seconds to notice a stop; b'' at EOF or on stop."""
+        conn.settimeout(POLL)
+        waited = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    return conn.recv(bufsize)
+                except TimeoutError:
+                    waited += POLL
+                    if waited >= self.io_timeout:
+                        return b""
+            return b""
+        finally:
+            conn.settimeout(self.io_timeout)
+
+
+class UdpServer(LoopbackServer):
+    """A bound UDP socket; every datagram goes to `handle_datagram(data, addr)` in one thread."""
+
+    sock_type = socket.SOCK_DGRAM
+    max_datagram = 65535
+
+    def setup(self, sock: socket.socket) -> None:
+        sock.settimeout(POLL)
+
+    def _serve_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(self.max_datagram)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue  # e.g. ICMP port unreachable reported on this socket: keep serving
+            self.record("recv", format_address(addr), data)
+            self.handle_datagram(data, addr)
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        self.sock.sendto(data, addr)
+        self.record("send", format_address(addr), data)
+
+    def handle_datagram(self, data: bytes, addr: Address) -> None:
+        raise NotImplementedError

@@ -1,0 +1,52 @@
+"""Every assignment: the solution passes, the blank release fails fast, the release is what nbgrader
+makes of the solution, and no committed notebook carries outputs."""
+import json
+
+import pytest
+
+from autograder.execute import timed_execute
+from autograder.release import generate
+from notebook_cases import REPO, release_of, solution_notebooks
+
+SOLUTIONS = solution_notebooks()
+ids = [p.parent.name for p in SOLUTIONS]
+
+BLANK_LIMIT = 20.0  # seconds for a whole blank notebook: fail fast, never wait out a timeout
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=ids)
+def test_solution_passes_every_graded_cell(solution):
+    _, results, seconds = timed_execute(solution)
+    assert results, f"{solution.name} has no graded cells"
+    failed = [(r.grade_id, r.error) for r in results if not r.passed]
+    assert not failed, f"graded cells failed in the solution of {solution.parent.name}: {failed}"
+    print(f"{solution.parent.name}: {len(results)} graded cells pass in {seconds:.1f} s")
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=ids)
+def test_blank_release_fails_every_graded_cell_fast(solution):
+    release = release_of(solution)
+    _, results, seconds = timed_execute(release, timeout=BLANK_LIMIT)
+    passed = [r.grade_id for r in results if r.passed]
+    assert not passed, f"graded cells pass on the blank release of {solution.parent.name}: {passed}"
+    unclear = [(r.grade_id, r.error) for r in results if not r.error.startswith(("NotImplementedError", "YourCodeError"))]
+    assert not unclear, f"blank release fails without NotImplementedError or a course message: {unclear}"
+    assert seconds < BLANK_LIMIT, f"blank {solution.parent.name} took {seconds:.1f} s (limit {BLANK_LIMIT} s)"
+
+
+def test_release_is_what_nbgrader_generates(tmp_path):
+    release = generate(tmp_path)
+    for solution in SOLUTIONS:
+        committed = release_of(solution)
+        assert committed.exists(), f"{committed} is missing: run `make release`"
+        generated = release / solution.parent.name / solution.name
+        assert committed.read_text() == generated.read_text(), f"{committed} differs from nbgrader's release: run `make release`"
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("solutions/*/*.ipynb")) + sorted(REPO.glob("notebooks/*/*.ipynb")), ids=str)
+def test_committed_notebook_has_no_outputs(path):
+    nb = json.loads(path.read_text())
+    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{path.name}: cells {dirty} carry outputs or execution counts; clear them before committing"

@@ -1,5 +1,5 @@
 """Generate the student notebooks (notebooks/) from the instructor ones (solutions/) with nbgrader
-(stage: "release"). `python -m autograder.release` regenerates every assignment in place;
+(stage: "release"). `python -m autograder.release [NN-topic ...]` regenerates assignments in place (all by default);
 `generate(root)` writes a release under another root, which the tests compare with notebooks/.
 """
 from __future__ import annotations
@@ -47,10 +47,11 @@ def generate(out_root: Path, names: list[str] | None = None, repo: Path = REPO) 
     return out_root / "notebooks"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    names = (sys.argv[1:] if argv is None else argv) or assignments()
     with tempfile.TemporaryDirectory() as tmp:
-        release = generate(Path(tmp))
-        for name in assignments():
+        release = generate(Path(tmp), names)
+        for name in names:
             dest = REPO / "notebooks" / name
             if dest.exists():
                 shutil.rmtree(dest)

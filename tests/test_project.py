@@ -1,0 +1,48 @@
+"""The project's own promises: one list of packages, one test command, no fixed ports."""
+import re
+import tomllib
+
+from conftest import REPO
+
+
+def normalise(requirement: str) -> str:
+    return re.sub(r"\s+", "", requirement).lower()
+
+
+def test_environment_yml_and_pyproject_name_the_same_packages():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = set(map(normalise, project["dependencies"] + project["optional-dependencies"]["test"]))
+    conda = set()
+    text = (REPO / "environment.yml").read_text()
+    for line in text[text.index("dependencies:") :].splitlines():
+        m = re.match(r"^\s{2}- (\S.*)$", line)
+        if m and not m.group(1).startswith(("python", "pip")):
+            conda.add(normalise(m.group(1)))
+    assert conda == declared, f"only in environment.yml: {conda - declared}; only in pyproject.toml: {declared - conda}"
+
+
+def test_pins_the_issue_asks_for():
+    text = (REPO / "pyproject.toml").read_text()
+    for pin in ('"nbgrader==0.9.6"', '"jupyterlab>=4.4,<5"', '"notebook>=7.4,<8"', '"ipywidgets>=8,<9"', 'requires-python = ">=3.11"'):
+        assert pin in text
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    assert "make test" in readme
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+FIXED_PORT = re.compile(r"""(bind|connect|create_connection)\(\s*\(?\s*["'][^"']*["']\s*,\s*[1-9][0-9]{2,4}\s*\)""")
+
+
+def test_no_fixed_port_in_code_tests_or_notebooks():
+    offenders = []
+    for folder in ("course", "autograder", "solutions", "notebooks", "tests"):
+        for path in (REPO / folder).rglob("*"):
+            if path.suffix not in (".py", ".ipynb") or ".ipynb_checkpoints" in path.parts:
+                continue
+            for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if FIXED_PORT.search(line.replace('\\"', '"')) and "fixed-port-ok" not in line:
+                    offenders.append(f"{path.relative_to(REPO)}:{n}")
+    assert not offenders, f"literal ports in bind/connect (use port 0): {offenders}"

@@ -1,0 +1,81 @@
+"""The base of every reference peer: loopback only, port 0, real address, clean exit."""
+import socket
+import threading
+
+import pytest
+
+from course import SetupError
+from course.deadline import wait_for
+from course.serving import format_address, loopback_host
+from course.tcp import TcpEchoServer
+from course.udp import UdpEchoServer
+
+
+def test_tcp_server_binds_port_zero_and_reports_the_real_address():
+    with TcpEchoServer() as server:
+        host, port = server.address
+        assert host == "127.0.0.1" and 0 < port < 65536
+        with socket.create_connection(server.address, timeout=2) as c:
+            c.sendall(b"hello")
+            assert c.recv(100) == b"hello"
+
+
+def test_udp_server_echoes_to_the_sender():
+    with UdpEchoServer() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(2)
+        c.sendto(b"ping", server.address)
+        data, addr = c.recvfrom(100)
+        assert (data, addr) == (b"ping", server.address)
+        assert server.events_of("recv")[0][2] == b"ping"
+
+
+def test_other_loopback_addresses_and_ipv6_work():
+    with TcpEchoServer(host="127.0.0.2") as a, TcpEchoServer(host="::1") as b:
+        assert a.address[0] == "127.0.0.2"
+        assert b.address[0] == "::1"
+        assert b.where.startswith("[::1]:")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1", "192.168.1.2", "::", "localhost-ish"])
+def test_non_loopback_addresses_are_refused(host):
+    with pytest.raises(SetupError):
+        loopback_host(host)
+
+
+def test_rerunning_a_cell_leaves_no_socket_and_no_thread():
+    # A notebook cell that is run again: same server, new port each time, nothing left behind.
+    before = set(threading.enumerate())
+    for _ in range(3):
+        with TcpEchoServer() as server, socket.create_connection(server.address, timeout=2) as c:
+            c.sendall(b"x")
+            assert c.recv(1) == b"x"
+        with pytest.raises(OSError):
+            socket.create_connection(server.address, timeout=0.5)
+    wait_for(lambda: set(threading.enumerate()) <= before, 2.0, "threads were left behind")
+
+
+def test_close_while_a_client_is_still_connected_returns_promptly():
+    server = TcpEchoServer().start()
+    c = socket.create_connection(server.address, timeout=2)
+    wait_for(lambda: server.events_of("accept"), 2.0, "the server never accepted")
+    server.close()  # must not wait for the client
+    assert c.recv(10) == b""  # the server shut the connection down
+    c.close()
+    server.close()  # twice is fine
+
+
+def test_fixed_port_in_use_says_what_to_do():
+    with TcpEchoServer() as first:
+        with pytest.raises(SetupError, match=r"cannot bind 127\.0\.0\.1 port \d+: Address already in use; use port 0"):
+            TcpEchoServer(port=first.port).start()
+
+
+def test_two_servers_never_share_a_port():
+    with TcpEchoServer() as a, TcpEchoServer() as b, UdpEchoServer() as c:
+        assert a.port != b.port
+        assert c.port > 0
+
+
+def test_format_address():
+    assert format_address(("127.0.0.1", 80)) == "127.0.0.1:80"
+    assert format_address(("::1", 80, 0, 0)) == "[::1]:80"

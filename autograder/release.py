@@ -16,7 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def assignments(repo: Path = REPO) -> list[str]:
     """The assignment folders of solutions/, in course order (01-..., 02-...)."""
-    return sorted(p.name for p in (repo / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+    root = repo / "solutions"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
 def nbgrader_env() -> dict:

@@ -1,0 +1,352 @@
+"""Grade one submission, or the instructor's solution once per assignment (the reference).
+
+Everything here runs in the grader's trusted process: it assembles the notebook to execute
+(`assemble`), runs it cell by cell in a sandboxed kernel (`kernel`), and judges each graded cell
+(`verify`). It never imports or runs learner code.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from autograder import assemble as asm
+from autograder import sandbox as sb
+from autograder import verify
+from autograder.kernel import CellRun, KernelGone, SandboxedKernel
+
+VERSION = "1"  # bump when a change of the grader changes grades: journals of older versions are redone
+MAX_NOTEBOOK_BYTES = 20 * 1024**2
+
+
+class GraderError(RuntimeError):
+    """The grader itself cannot grade (bad course setup, failing solution): exit non-zero."""
+
+
+@dataclass
+class Assignment:
+    name: str
+    source: dict[str, Path]  # notebook name (no .ipynb) -> instructor notebook
+    release: dict[str, Path | None]  # notebook name -> student version (for checksums), if released
+    release_dir: Path | None = None  # files besides notebooks are copied into each working copy
+
+    @property
+    def notebooks(self) -> list[str]:
+        return sorted(self.source)
+
+
+@dataclass
+class Options:
+    limits: sb.Limits = field(default_factory=sb.Limits)
+    sandboxed: bool = True
+    state: Path = Path(".")
+
+
+def digest_files(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(map(Path, paths)):
+        h.update(str(p.name).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def course_digest() -> str:
+    pkg = Path(sb.course_package())
+    return digest_files([p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts])
+
+
+# ----------------------------------------------------------------------------------------------
+# Running a notebook
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class NotebookRun:
+    nb: nbformat.NotebookNode
+    runs: dict[int, CellRun]  # cell index -> what happened
+    stopped: KernelGone | None = None
+    stopped_at: int | None = None  # index of the cell during which the kernel went away
+    seconds: float = 0.0
+
+
+def _copy_release_files(release_dir: Path | None, work: Path) -> None:
+    if not release_dir or not release_dir.is_dir():
+        return
+    for p in release_dir.rglob("*"):
+        rel = p.relative_to(release_dir)
+        if p.is_symlink() or p.suffix == ".ipynb" or ".ipynb_checkpoints" in rel.parts:
+            continue
+        if p.is_dir():
+            (work / rel).mkdir(parents=True, exist_ok=True)
+        elif p.is_file():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, work / rel)
+
+
+def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall: float, release_dir: Path | None = None,
+                 runs_root: Path | None = None) -> NotebookRun:
+    """Execute every code cell of `nb` (a copy) top to bottom in a fresh sandboxed kernel; errors do
+    not stop it. `timeout_of(index, cell)` gives each cell's timeout."""
+    nb = copy.deepcopy(nb)
+    runs: dict[int, CellRun] = {}
+    start = time.monotonic()
+    run_dir = Path(tempfile.mkdtemp(prefix="ag-", dir=runs_root))
+    os.chmod(run_dir, 0o755)
+    work = run_dir / "w"
+    work.mkdir()
+    _copy_release_files(release_dir, work)
+    stopped = None
+    stopped_at = None
+    try:
+        kernel = SandboxedKernel(run_dir, work, options.limits, slot=slot, sandboxed=options.sandboxed, wall=wall)
+        try:
+            kernel.start()
+            count = 0
+            for i, cell in enumerate(nb.cells):
+                if cell.get("cell_type") != "code":
+                    continue
+                try:
+                    r = kernel.run_cell(str(cell.source), timeout=timeout_of(i, cell))
+                except KernelGone as gone:
+                    stopped, stopped_at = gone, i
+                    break
+                count += 1
+                runs[i] = r
+                cell["outputs"] = [nbformat.from_dict(o) for o in r.outputs] + [
+                    nbformat.from_dict({"output_type": "display_data", "data": {verify_mime(): e}, "metadata": {}})
+                    for e in r.evidence]
+                cell["execution_count"] = count
+        except KernelGone as gone:
+            stopped, stopped_at = gone, None
+        finally:
+            kernel.kill()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        _rm_owned_leftovers(run_dir)
+    return NotebookRun(nb, runs, stopped, stopped_at, time.monotonic() - start)
+
+
+def verify_mime() -> str:
+    from autograder.kernel import EVIDENCE_MIME
+
+    return EVIDENCE_MIME
+
+
+def _rm_owned_leftovers(run_dir: Path) -> None:
+    if run_dir.exists():  # files the kernel made read-only: make them writable again, then remove
+        for p in sorted(run_dir.rglob("*"), key=lambda x: -len(x.parts)):
+            try:
+                if not p.is_symlink():
+                    os.chmod(p, stat.S_IRWXU)
+            except OSError:
+                pass
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# The reference: the instructor's solution, run once per assignment
+# ----------------------------------------------------------------------------------------------
+def reference_key(assignment: Assignment, options: Options) -> str:
+    return hashlib.sha256((digest_files(assignment.source.values()) + course_digest() + VERSION
+                           + str(options.sandboxed)).encode()).hexdigest()[:16]
+
+
+def reference(assignment: Assignment, options: Options, slot: int) -> dict:
+    """Evidence, pass/fail and seconds of every graded cell of the solution, cached in the state
+    folder under a digest of the solution notebooks and the course package."""
+    key = reference_key(assignment, options)
+    cache = options.state / "reference" / f"{assignment.name}-{key}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    out = {"key": key, "notebooks": {}}
+    for nbname, path in assignment.source.items():
+        nb = nbformat.read(path, as_version=4)
+        lim = options.limits
+        run = run_notebook(nb, options=options, slot=slot, timeout_of=lambda i, c: lim.cell_timeout,
+                           wall=lim.wall or 900, release_dir=assignment.release_dir, runs_root=options.state / "runs")
+        if run.stopped:
+            raise GraderError(f"the instructor's solution {path} could not be run: {run.stopped.reason}")
+        cells = {}
+        seconds = {}
+        for i, cell in enumerate(run.nb.cells):
+            gid = asm.meta(cell).get("grade_id")
+            r = run.runs.get(i)
+            if gid and r is not None:
+                seconds[gid] = r.seconds
+            if gid and asm.is_graded_test(cell):
+                if r is None or r.error or r.status != "ok":
+                    raise GraderError(f"the instructor's solution fails its own graded cell {gid!r} in {path}: "
+                                      f"{(r.error if r else 'did not run')[:300]}")
+                cells[gid] = r.evidence
+        out["notebooks"][nbname] = {"evidence": cells, "seconds": seconds, "total": run.seconds}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    os.replace(tmp, cache)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# One submission
+# ----------------------------------------------------------------------------------------------
+def hidden_lines(source_nb) -> list[str]:
+    lines = []
+    for cell in source_nb.cells:
+        inside = False
+        for line in str(cell.get("source", "")).splitlines():
+            s = line.strip()
+            if s.startswith("### BEGIN HIDDEN TESTS"):
+                inside = True
+                continue
+            if s.startswith("### END HIDDEN TESTS"):
+                inside = False
+                continue
+            if inside and len(s) >= 12:
+                lines.append(s)
+    return lines
+
+
+def safe_message(text: str, hidden: list[str]) -> str:
+    """A failure message for the learner: one line, short, and never quoting a hidden test."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text or "").strip()
+    if text.rstrip(":").strip() == "NotImplementedError":
+        return "NotImplementedError: the exercise still holds its stub (raise NotImplementedError())"
+    squeezed = " ".join(text.split())
+    for line in hidden:
+        if " ".join(line.split()) in squeezed:
+            return "the check failed (its message quoted the hidden test's source, so it is withheld)"
+    if len(squeezed) > 400:
+        squeezed = squeezed[:397] + "..."
+    return squeezed
+
+
+def read_notebook(path: Path):
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+        raise ValueError("the submitted notebook is not a regular file")
+    if st.st_size > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"the submitted notebook is larger than {MAX_NOTEBOOK_BYTES // 1024**2} MB")
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_NOTEBOOK_BYTES + 1)
+    nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    if not isinstance(nb.get("cells"), list):
+        raise ValueError("the submitted file has no cells")
+    return nb
+
+
+def grade_submission(assignment: Assignment, student: str, files: dict[str, Path | None], ref: dict,
+                     options: Options, slot: int, autograded: Path | None = None) -> dict:
+    """Grade one student's submission of one assignment; return the journal record."""
+    started = time.monotonic()
+    lim = options.limits
+    result = {"assignment": assignment.name, "student": student, "version": VERSION, "ref": ref["key"],
+              "digest": submission_digest(files), "notebooks": {}, "limits": [], "flags": [], "notes": []}
+    for nbname in assignment.notebooks:
+        source_nb = nbformat.read(assignment.source[nbname], as_version=4)
+        release_path = assignment.release.get(nbname)
+        release_nb = nbformat.read(release_path, as_version=4) if release_path and release_path.exists() else None
+        refnb = ref["notebooks"][nbname]
+        hidden = hidden_lines(source_nb)
+        graded = [c for c in source_nb.cells if asm.is_graded_test(c)]
+        entry = {"cells": [], "notes": [], "limit": "", "reason": ""}
+        result["notebooks"][nbname] = entry
+        path = files.get(nbname)
+        nb = None
+        why_not = ""
+        if path is None:
+            why_not = "no notebook named " + nbname + ".ipynb in the submission"
+        else:
+            try:
+                submitted = read_notebook(path)
+                nb, notes = asm.assemble(source_nb, submitted, release_nb)
+                entry["notes"] = notes
+            except Exception as exc:
+                why_not = f"the submitted notebook cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
+        if nb is None:
+            entry["reason"] = why_not
+            for c in graded:
+                m = asm.meta(c)
+                entry["cells"].append(cell_record(m, False, False, "", why_not, 0.0))
+            continue
+
+        def timeout_of(i, cell):
+            gid = asm.meta(cell).get("grade_id")
+            ref_s = refnb["seconds"].get(gid)
+            if ref_s is None:
+                return lim.min_cell_timeout
+            return max(lim.min_cell_timeout, min(lim.cell_timeout, 4 * ref_s + 5))
+
+        wall = lim.wall or max(60.0, 3 * refnb["total"] + 30)
+        run = run_notebook(nb, options=options, slot=slot, timeout_of=timeout_of, wall=wall,
+                           release_dir=assignment.release_dir, runs_root=options.state / "runs")
+        if run.stopped:
+            entry["limit"] = run.stopped.limit
+            entry["reason"] = run.stopped.reason
+            result["limits"].append(run.stopped.limit)
+        for i, cell in enumerate(run.nb.cells):
+            if not asm.is_graded_test(cell):
+                continue
+            m = asm.meta(cell)
+            gid = m["grade_id"]
+            r = run.runs.get(i)
+            if r is None:
+                reason = run.stopped.reason if run.stopped else "the cell did not run"
+                if run.stopped and run.stopped_at is not None and i > run.stopped_at:
+                    reason = f"not run: {run.stopped.reason} in an earlier cell"
+                entry["cells"].append(cell_record(m, False, False, "", reason, 0.0))
+                continue
+            kernel_passed = r.status == "ok" and not r.error
+            ok, flag = verify.judge(kernel_passed, r.evidence, refnb["evidence"].get(gid))
+            if r.status == "timeout":
+                result["limits"].append("cell-timeout")
+            if r.error.startswith("MemoryError"):
+                result["limits"].append("memory")
+            if flag:
+                result["flags"].append(f"{gid}: {flag}")
+            if ok:
+                message = ""
+            elif flag:
+                message = "the check's evidence does not match the solution's; the cell earns no points"
+            else:
+                message = safe_message(r.error, hidden) or "the check failed"
+            entry["cells"].append(cell_record(m, ok, kernel_passed, flag, message, r.seconds))
+        if autograded is not None:
+            out = autograded / student / assignment.name
+            out.mkdir(parents=True, exist_ok=True)
+            tmp = out / f".{nbname}.ipynb.tmp"
+            nbformat.write(run.nb, str(tmp))
+            os.replace(tmp, out / f"{nbname}.ipynb")
+        result["notes"] += entry["notes"]
+    result["limits"] = sorted(set(x for x in result["limits"] if x))
+    result["score"] = sum(c["points"] for e in result["notebooks"].values() for c in e["cells"])
+    result["max_score"] = sum(c["max_points"] for e in result["notebooks"].values() for c in e["cells"])
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
+
+
+def cell_record(m: dict, ok: bool, kernel_passed: bool, flag: str, message: str, seconds: float) -> dict:
+    pts = float(m.get("points", 0))
+    return {"grade_id": m["grade_id"], "max_points": pts, "points": pts if ok else 0.0, "passed": ok,
+            "kernel_passed": kernel_passed, "flag": flag, "message": message, "seconds": round(seconds, 3)}
+
+
+def submission_digest(files: dict[str, Path | None]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        p = files[name]
+        h.update(name.encode())
+        if p is not None:
+            try:
+                h.update(p.read_bytes()[:MAX_NOTEBOOK_BYTES + 1])
+            except OSError:
+                h.update(b"(unreadable)")
+    return h.hexdigest()

@@ -1,0 +1,304 @@
+"""A Jupyter kernel in a sandbox, driven from outside (stage: "execute").
+
+The trusted side (this module, in the grader's process) never runs learner code: it starts
+`python -m ipykernel_launcher` inside bwrap (see `sandbox`), talks to it over ZeroMQ `ipc`
+sockets, sends one cell at a time, and collects that cell's outputs with a byte budget. It enforces
+the per-cell timeout (interrupt, then kill when the interrupt is ignored), the wall-clock limit of
+the whole submission and the output limit, and notices a kernel that died. Killing the sandbox
+kills every process started in it (bwrap's PID namespace).
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyter_client import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
+
+from autograder import sandbox as sb
+
+EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
+
+
+class KernelGone(Exception):
+    """The kernel died or was killed; `reason` says why, `limit` names the limit it hit (or "")."""
+
+    def __init__(self, reason: str, limit: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.limit = limit
+
+
+@dataclass
+class CellRun:
+    outputs: list = field(default_factory=list)  # nbformat outputs, capped
+    error: str = ""  # "ename: evalue" of the cell's error, if any
+    status: str = ""  # the kernel's execute_reply status ("ok", "error", "aborted"), or "timeout"
+    seconds: float = 0.0
+    truncated: bool = False
+    evidence: list = field(default_factory=list)
+
+
+def _signal_reason(code: int | None) -> tuple[str, str]:
+    if code is None:
+        return "the kernel stopped answering", "kernel-died"
+    sig = code - 128 if code > 128 else (-code if code < 0 else 0)
+    names = {signal.SIGXCPU: ("the kernel used up its CPU time", "cpu"),
+             signal.SIGXFSZ: ("the kernel wrote a file larger than allowed", "file-size"),
+             signal.SIGKILL: ("the kernel was killed (SIGKILL)", "kernel-died"),
+             signal.SIGSEGV: ("the kernel crashed (SIGSEGV)", "kernel-died")}
+    if sig in names:
+        return names[sig]
+    if sig:
+        return f"the kernel was killed by signal {sig}", "kernel-died"
+    return f"the kernel exited with status {code}", "kernel-died"
+
+
+class SandboxedKernel:
+    """One kernel for one submission. Use as a context manager; leaving it kills the sandbox."""
+
+    def __init__(self, run_dir: Path, work: Path, limits: sb.Limits, slot: int = 0, sandboxed: bool = True,
+                 wall: float = 600.0):
+        self.run_dir = Path(run_dir)
+        self.work = Path(work)
+        self.limits = limits
+        self.slot = slot
+        self.sandboxed = sandboxed
+        self.proc: subprocess.Popen | None = None
+        self.kc: BlockingKernelClient | None = None
+        self.deadline = time.monotonic() + wall
+        self.wall = wall
+        self.received = 0  # bytes of output read from this kernel
+        self.dead: KernelGone | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> "SandboxedKernel":
+        conn_dir = self.run_dir / "c"
+        conn_dir.mkdir(parents=True, exist_ok=True)
+        uid = sb.BASE_UID + self.slot
+        if self.sandboxed and os.geteuid() == 0:
+            os.chown(conn_dir, uid, uid)
+            for p in [self.work, *self.work.rglob("*")]:
+                os.chown(p, uid, uid)
+        conn_file = conn_dir / "k.json"
+        write_connection_file(str(conn_file), ip=str(conn_dir / "k"), key=secrets.token_hex(16).encode(),
+                              transport="ipc")
+        os.chmod(conn_file, 0o644)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(conn_file), "--HistoryManager.enabled=False",
+                "--IPKernelApp.quiet=True"]
+        log = open(self.run_dir / "kernel.log", "wb")
+        if self.sandboxed:
+            cmd = sb.command(argv, work=self.work, conn_dir=conn_dir, run_dir=self.run_dir, limits=self.limits,
+                             slot=self.slot)
+            env = None
+            cwd = None
+        else:
+            cmd = sb.plain_command(argv, limits=self.limits)
+            env = dict(os.environ, **{k: v for k, v in sb.kernel_env(os.getuid()).items()
+                                      if k in ("NBGRADER_EXECUTION", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND")})
+            cwd = str(self.work)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=env, cwd=cwd)
+        log.close()
+        kc = BlockingKernelClient(connection_file=str(conn_file))
+        kc.load_connection_file()
+        kc.start_channels()
+        self.kc = kc
+        until = time.monotonic() + min(self.limits.startup, self.remaining())
+        while True:
+            self._check_alive()
+            try:
+                kc.wait_for_ready(timeout=min(2.0, max(0.1, until - time.monotonic())))
+                break
+            except RuntimeError as exc:  # wait_for_ready raises RuntimeError on timeout
+                if time.monotonic() >= until:
+                    self.kill()
+                    raise KernelGone(f"the kernel did not start within {self.limits.startup:.0f} s", "startup") from exc
+        # drain the startup chatter
+        while True:
+            try:
+                kc.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                break
+        return self
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _check_alive(self) -> None:
+        if self.dead:
+            raise self.dead
+        if self.proc is not None and self.proc.poll() is not None:
+            reason, limit = _signal_reason(self.proc.returncode)
+            self.dead = KernelGone(reason, limit)
+            self.close_client()
+            raise self.dead
+
+    def kill(self, reason: str = "", limit: str = "") -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if reason and not self.dead:
+            self.dead = KernelGone(reason, limit)
+        self.close_client()
+
+    def close_client(self) -> None:
+        if self.kc is not None:
+            try:
+                self.kc.stop_channels()
+            except Exception:
+                pass
+            self.kc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+    # -- running cells -----------------------------------------------------------------------
+    def interrupt(self) -> None:
+        if self.kc is None:
+            return
+        msg = self.kc.session.msg("interrupt_request", {})
+        self.kc.control_channel.send(msg)
+
+    def run_cell(self, source: str, timeout: float) -> CellRun:
+        """Run one cell; raise KernelGone when the kernel died, was killed at a limit, or ignored
+        an interrupt after the cell's timeout."""
+        self._check_alive()
+        if self.remaining() <= 0:
+            self.kill(f"the submission ran longer than its wall-clock limit of {self.wall:.0f} s", "wall-clock")
+            raise self.dead
+        kc = self.kc
+        start = time.monotonic()
+        msg_id = kc.execute(source, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)
+        run = CellRun()
+        kept = 0
+        reply = None
+        idle = False
+        cell_deadline = start + timeout
+        interrupted_at = None
+        reply_at = None
+        while True:
+            now = time.monotonic()
+            if reply is not None and (idle or now - reply_at > 1.0):
+                break
+            if now >= self.deadline:
+                self.kill(f"the submission ran longer than its wall-clock limit of {self.wall:.0f} s", "wall-clock")
+                raise self.dead
+            if interrupted_at is None and now >= cell_deadline and reply is None:
+                self.interrupt()
+                interrupted_at = now
+                run.status = "timeout"
+            if interrupted_at is not None and reply is None and now - interrupted_at > 3.0:
+                self.kill(f"a cell ran longer than {timeout:.0f} s and ignored the interrupt", "cell-timeout")
+                raise self.dead
+            self._check_alive()
+            got = False
+            try:
+                msg = kc.get_iopub_msg(timeout=0.05)
+                got = True
+            except queue.Empty:
+                msg = None
+            if msg is not None:
+                size = _size(msg)
+                self.received += size
+                if self.received > self.limits.output:
+                    self.kill(f"the kernel sent more than {self.limits.output // 1024**2} MB of output", "output")
+                    raise self.dead
+                if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                    mtype = msg["msg_type"]
+                    content = msg["content"]
+                    if mtype == "status" and content.get("execution_state") == "idle":
+                        idle = True
+                    elif mtype in ("stream", "display_data", "execute_result", "error", "update_display_data"):
+                        out = _to_output(mtype, content)
+                        if out is None:
+                            continue
+                        evidence = _evidence(out)
+                        if evidence is not None:
+                            run.evidence.append(evidence)
+                            if len(json.dumps(run.evidence)) > self.limits.cell_output * 4:
+                                run.evidence = run.evidence[:1] + [{"check": "(evidence truncated)"}]
+                            continue
+                        if mtype == "error" and not run.error:
+                            run.error = f"{content.get('ename', '')}: {content.get('evalue', '')}"[:2000]
+                        if kept + size <= self.limits.cell_output:
+                            run.outputs.append(out)
+                            kept += size
+                        elif not run.truncated:
+                            run.truncated = True
+                            run.outputs.append({"output_type": "stream", "name": "stderr",
+                                                "text": f"[grader: output of this cell cut at {self.limits.cell_output} bytes]\n"})
+                    elif mtype == "clear_output":
+                        pass
+            if reply is None:
+                try:
+                    while True:
+                        r = kc.get_shell_msg(timeout=0 if got else 0.01)
+                        if r.get("parent_header", {}).get("msg_id") == msg_id:
+                            reply = r
+                            reply_at = time.monotonic()
+                            break
+                except queue.Empty:
+                    pass
+        status = reply["content"].get("status", "")
+        if run.status != "timeout":
+            run.status = status
+        if status == "error" and not run.error:
+            c = reply["content"]
+            run.error = f"{c.get('ename', '')}: {c.get('evalue', '')}"
+        if run.status == "timeout":
+            run.error = f"TimeoutError: the cell ran longer than {timeout:.0f} s and was interrupted"
+        run.seconds = time.monotonic() - start
+        return run
+
+
+def _size(msg) -> int:
+    try:
+        return len(json.dumps(msg.get("content", {}), default=str))
+    except Exception:
+        return 1024
+
+
+def _to_output(mtype: str, content: dict) -> dict | None:
+    if mtype == "stream":
+        return {"output_type": "stream", "name": content.get("name", "stdout"), "text": str(content.get("text", ""))}
+    if mtype in ("display_data", "update_display_data"):
+        return {"output_type": "display_data", "data": content.get("data", {}), "metadata": content.get("metadata", {})}
+    if mtype == "execute_result":
+        return {"output_type": "execute_result", "data": content.get("data", {}), "metadata": content.get("metadata", {}),
+                "execution_count": content.get("execution_count")}
+    if mtype == "error":
+        return {"output_type": "error", "ename": str(content.get("ename", "")), "evalue": str(content.get("evalue", "")),
+                "traceback": [str(t) for t in content.get("traceback", [])][:200]}
+    return None
+
+
+def _evidence(out: dict):
+    if out.get("output_type") == "display_data" and EVIDENCE_MIME in out.get("data", {}):
+        return out["data"][EVIDENCE_MIME]
+    return None
+
+
+def new_msg_id() -> str:
+    return uuid.uuid4().hex

@@ -27,6 +27,7 @@ import socket
 import struct
 import termios
 import time
+import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -697,7 +698,15 @@ def check_describe_socket(fn: Callable, cases: Sequence[str] = ("fresh-tcp", "bo
             with _describe_case(case) as sock:
                 expected = describe_socket(sock)
                 call = f"describe_socket(<{case} socket>)"
-                got = call_with_deadline(fn, sock, name="describe_socket")
+                try:
+                    got = call_with_deadline(fn, sock, name="describe_socket")
+                except (NotImplementedError, YourCodeError):
+                    raise
+                except Exception as exc:
+                    seen.append({"case": case, "raised": type(exc).__name__})
+                    hint = ("getpeername() raises OSError on a socket without a peer: give 'peer' None then"
+                            if isinstance(exc, OSError) else "use only the socket's own methods and attributes")
+                    raise YourCodeError(f"{call} raised {type(exc).__name__}: {exc}; {hint}") from exc
                 seen.append({"case": case, "returned": without_ports(got) if isinstance(got, dict) else got})
                 expect_type(got, dict, call)
                 if sorted(got) != sorted(DESCRIBE_KEYS):
@@ -752,6 +761,7 @@ def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks:
                 default_before = socket.getdefaulttimeout()
                 with ExitStack() as stack:
                     if leaks:
+                        stack.enter_context(closes_its_sockets(call))
                         stack.enter_context(no_leaked_sockets(call))
                     try:
                         got = _call_probe(fn, address)
@@ -769,14 +779,39 @@ def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks:
                         if case.startswith("ipv6"):
                             hint += "; an IPv6 address such as '::1' needs an AF_INET6 socket"
                         raise YourCodeError(f"{call} returned {got!r}, expected {right!r}; {hint}")
-                if leaks and socket.getdefaulttimeout() != default_before:
+                if leaks and (changed := socket.getdefaulttimeout()) != default_before:
                     socket.setdefaulttimeout(default_before)
                     raise YourCodeError(
-                        f"{call} changed socket.getdefaulttimeout() to {socket.getdefaulttimeout()!r}; "
+                        f"{call} changed socket.getdefaulttimeout() to {changed!r}; "
                         f"set the timeout on your own socket with s.settimeout(timeout)"
                     )
     finally:
         record_evidence("probe", cases=seen)
+
+
+@contextmanager
+def closes_its_sockets(what: str, grace: float = 1.0) -> Iterator[None]:
+    """Fail if the block leaves a socket unclosed: one still open as a descriptor of this process
+    (even one the kernel lists nowhere, like a socket whose connect failed), or one that Python had
+    to close itself when it was garbage-collected (it warns "unclosed <socket...>" then)."""
+    before = kernel.socket_inodes_of_this_process()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
+    if unclosed:
+        raise YourCodeError(
+            f"{what} did not close its socket (Python closed it when it was garbage-collected: {unclosed[0]}); "
+            f"close it, for example with `with socket.socket(...) as s:`"
+        )
+    deadline = Deadline(grace)
+    while (new := kernel.socket_inodes_of_this_process() - before) and not deadline.expired():
+        time.sleep(0.01)
+    if new:
+        raise YourCodeError(
+            f"{what} left {len(new)} socket descriptor(s) open; close every socket it creates, also when "
+            f"connect_ex fails, for example with `with socket.socket(...) as s:`"
+        )
 
 
 def _call_probe(fn: Callable, address: Address):
@@ -813,7 +848,13 @@ def check_read_lines(fn: Callable, case: str = "whole") -> None:
             sock.settimeout(2.0)
             sock.connect(server.address)
             call = f"read_lines(<socket connected to {server.where}>)"
-            got = call_with_deadline(fn, sock, timeout=4.0, name="read_lines")
+            try:
+                got = call_with_deadline(fn, sock, timeout=4.0, name="read_lines")
+            except (NotImplementedError, YourCodeError):
+                raise
+            except Exception as exc:
+                got = {"raised": type(exc).__name__}
+                raise YourCodeError(f"{call} raised {type(exc).__name__}: {exc}; {_read_lines_hint(exc)}") from exc
         expect_type(got, list, call)
         if got and not all(isinstance(x, str) for x in got):
             bad = next(x for x in got if not isinstance(x, str))
@@ -822,6 +863,15 @@ def check_read_lines(fn: Callable, case: str = "whole") -> None:
             raise YourCodeError(_read_lines_difference(call, got, expected, len(chunked(payload, chunks))))
     finally:
         record_evidence("read_lines", case=case, sent=payload, chunks=len(chunked(payload, chunks)), returned=got)
+
+
+def _read_lines_hint(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return ("a character's UTF-8 bytes were split between two pieces: decode whole lines, "
+                "e.g. with sock.makefile('r', encoding='utf-8')")
+    if isinstance(exc, TimeoutError):
+        return "the server closes after its last line: stop when a read returns '' (or b''), at end of stream"
+    return "read the socket through sock.makefile(...) and return a list of str"
 
 
 def _read_lines_difference(call: str, got: list, expected: list, n_chunks: int) -> str:

@@ -1,0 +1,469 @@
+"""course.sockets: the references of notebook 02, its peers, the measured method catalogue, and
+the checks' verdicts (pinned messages) on right and wrong learner functions."""
+import errno
+import socket
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course import sockets
+from course.checks import no_leaked_sockets, recorded
+from course.cli import load_peers
+from course.deadline import wait_for
+from course.errors import SetupError, YourCodeError
+from course.sockets import (
+    FullBacklogListener,
+    LineServer,
+    chunked,
+    closed_port,
+    describe_socket,
+    probe,
+    read_lines,
+    tcp_pair,
+    without_ports,
+)
+
+
+@pytest.fixture(autouse=True)
+def quiet_evidence(monkeypatch):
+    monkeypatch.setenv("COURSE_EVIDENCE", "0")
+
+
+# ----------------------------------------------------------------------------------------------
+# describe_socket
+# ----------------------------------------------------------------------------------------------
+def test_describe_fresh_tcp_socket():
+    with socket.socket() as s:
+        assert describe_socket(s) == {
+            "family": "AF_INET", "type": "SOCK_STREAM", "local": ("0.0.0.0", 0),
+            "peer": None, "timeout": None, "blocking": True,
+        }
+
+
+def test_describe_connected_pair_sees_both_ends():
+    with tcp_pair() as (client, conn):
+        c, s = describe_socket(client), describe_socket(conn)
+    assert c["peer"] == s["local"] and s["peer"] == c["local"]
+    assert c["timeout"] == 2.0 and c["blocking"] is True
+
+
+def test_describe_non_blocking_and_ipv6_and_unix():
+    with tcp_pair("::1") as (client, _):
+        client.setblocking(False)
+        d = describe_socket(client)
+    assert d["family"] == "AF_INET6" and len(d["local"]) == 4 and d["local"][0] == "::1"
+    assert (d["timeout"], d["blocking"]) == (0.0, False)
+    a, b = socket.socketpair()
+    with a, b:
+        assert describe_socket(a)["family"] == "AF_UNIX"
+
+
+def test_describe_unconnected_udp_has_no_peer_and_connected_udp_has_one():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as v:
+        v.bind(("127.0.0.1", 0))
+        assert describe_socket(u)["peer"] is None
+        u.connect(v.getsockname())
+        assert describe_socket(u)["peer"] == v.getsockname()
+        assert describe_socket(u)["type"] == "SOCK_DGRAM"
+
+
+def test_without_ports_hides_ephemeral_ports_only():
+    assert without_ports({"local": ("127.0.0.1", 40312), "peer": None}) == {"local": ["127.0.0.1", "port"], "peer": None}
+    assert without_ports(("0.0.0.0", 0)) == ["0.0.0.0", 0]
+    assert without_ports(("::1", 5, 0, 0)) == ["::1", "port", 0, 0]
+    assert without_ports("") == ""
+
+
+# ----------------------------------------------------------------------------------------------
+# probe, closed_port, FullBacklogListener
+# ----------------------------------------------------------------------------------------------
+def test_probe_three_answers_and_no_leak():
+    with sockets.listening_socket() as listener, FullBacklogListener() as full:
+        with no_leaked_sockets("probe"):
+            assert probe(listener.getsockname(), 1.0) == "open"
+            assert probe(("127.0.0.1", closed_port()), 1.0) == "refused"
+            assert probe(full.address, 0.2) == "timeout"
+
+
+def test_probe_over_ipv6():
+    with sockets.listening_socket("::1") as listener:
+        assert probe(listener.getsockname()[:2], 1.0) == "open"
+    assert probe(("::1", closed_port("::1")), 1.0) == "refused"
+
+
+def test_closed_port_refuses_connect():
+    with socket.socket() as s:
+        s.settimeout(2.0)
+        with pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", closed_port()))
+
+
+def test_full_backlog_listener_makes_connect_time_out_not_refused():
+    with FullBacklogListener() as full, socket.socket() as s:
+        s.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            s.connect(full.address)
+    assert "FullBacklogListener 127.0.0.1:" in repr(full)
+
+
+def test_full_backlog_listener_closes_everything():
+    with no_leaked_sockets("FullBacklogListener"):
+        with FullBacklogListener() as full:
+            assert full.address[1] > 0
+    with pytest.raises(SetupError, match="10.0.0.1 is not a loopback address"):
+        FullBacklogListener("10.0.0.1")
+
+
+# ----------------------------------------------------------------------------------------------
+# chunked, LineServer, read_lines
+# ----------------------------------------------------------------------------------------------
+def test_chunked_cycles_sizes():
+    assert chunked(b"abcdef", [1, 2]) == [b"a", b"bc", b"d", b"ef"]
+    assert chunked(b"", [3]) == []
+    with pytest.raises(ValueError, match="chunk sizes must be positive"):
+        chunked(b"abc", [0])
+
+
+@given(st.binary(max_size=200), st.lists(st.integers(1, 9), min_size=1, max_size=5))
+def test_chunked_pieces_join_back(payload, sizes):
+    pieces = chunked(payload, sizes)
+    assert b"".join(pieces) == payload
+    assert all(1 <= len(p) <= max(sizes) for p in pieces)
+
+
+def raw_reads(server: LineServer, reader: bool) -> list[bytes]:
+    with socket.socket() as s:
+        if reader:
+            server.reader = s
+        s.settimeout(2.0)
+        s.connect(server.address)
+        reads = []
+        while data := s.recv(4096):
+            reads.append(data)
+        return reads
+
+
+@pytest.mark.parametrize("reader", [True, False], ids=["ioctl", "proc"])
+def test_line_server_delivers_one_chunk_per_read(reader):
+    with LineServer(chunks=(1, 2, 3)) as server:
+        reads = raw_reads(server, reader)
+    assert reads == chunked(sockets.DEFAULT_LINES, (1, 2, 3))
+
+
+def test_line_server_records_what_it_sent_and_its_eof():
+    with LineServer(payload=b"a\nb\n", chunks=(2,)) as server:
+        raw_reads(server, reader=True)
+        wait_for(lambda: server.events_of("eof"), 2.0, "no eof event")
+    assert [e[2] for e in server.events_of("send")] == [b"a\n", b"b\n"]
+
+
+def test_line_server_without_close_keeps_the_connection_open():
+    with LineServer(payload=b"x\n", chunks=(2,), close=False) as server, socket.socket() as s:
+        s.settimeout(0.3)
+        s.connect(server.address)
+        assert s.recv(10) == b"x\n"
+        with pytest.raises(TimeoutError):
+            s.recv(10)
+
+
+def test_line_server_is_registered_for_the_cli():
+    assert load_peers()["tcp-lines"] is LineServer
+
+
+def test_read_lines_reference_on_default_lines():
+    with socket.socket() as s, LineServer(chunks=(1, 2), reader=s) as server:
+        s.settimeout(2.0)
+        s.connect(server.address)
+        assert read_lines(s) == ["hello", "你好，世界", "", "  two spaces each side  ", "last line, no newline"]
+
+
+lines_text = st.lists(st.text(alphabet="ab 你好\t€", max_size=6), min_size=1, max_size=4)
+
+
+@settings(max_examples=12, deadline=None)
+@given(lines_text, st.booleans(), st.lists(st.integers(1, 7), min_size=1, max_size=3))
+def test_read_lines_reference_any_lines_any_chunks(lines, final_newline, sizes):
+    payload = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
+    with socket.socket() as s, LineServer(payload=payload, chunks=sizes, reader=s) as server:
+        s.settimeout(2.0)
+        s.connect(server.address)
+        got = read_lines(s)
+    expected = list(lines)
+    if final_newline is False and lines[-1] == "":
+        expected.pop()  # no bytes after the last '\n': there is no last line
+    assert got == expected
+
+
+# ----------------------------------------------------------------------------------------------
+# The method catalogue
+# ----------------------------------------------------------------------------------------------
+SEED_001_TABLE = ["bind", "listen", "accept", "connect", "connect_ex", "recv", "send", "sendall", "recvfrom",
+                  "sendto", "close", "getpeername", "getsockname", "setsockopt", "getsockopt", "settimeout",
+                  "gettimeout", "fileno", "setblocking", "makefile"]
+
+EXPECTED_OUTCOMES = {
+    "bind": ("OSError", "EADDRINUSE"),
+    "listen": ("OSError", errno.errorcode[errno.EOPNOTSUPP]),
+    "accept": ("TimeoutError", ""),
+    "connect": ("ConnectionRefusedError", "ECONNREFUSED"),
+    "recv": ("BlockingIOError", "EAGAIN"),
+    "send": ("BrokenPipeError", "EPIPE"),
+    "sendall": ("TimeoutError", ""),
+    "recvfrom": ("TimeoutError", ""),
+    "sendto": ("OSError", "EMSGSIZE"),
+    "close": ("OSError", "EBADF"),
+    "getpeername": ("OSError", "ENOTCONN"),
+    "setsockopt": ("OSError", "ENOPROTOOPT"),
+    "settimeout": ("ValueError", ""),
+    "setblocking": ("BlockingIOError", "EAGAIN"),
+    "makefile": ("TimeoutError", ""),
+}
+EXPECTED_RETURNS = {
+    "connect_ex": f"{errno.ECONNREFUSED} (ECONNREFUSED)",
+    "getsockname": ("0.0.0.0", 0),
+    "getsockopt": 8192,  # Linux doubles SO_RCVBUF (socket(7))
+    "gettimeout": 0.0,
+    "fileno": -1,
+}
+
+
+def test_catalogue_is_seed_001_table_in_order():
+    assert [m.name for m in sockets.METHODS] == SEED_001_TABLE
+    assert set(EXPECTED_OUTCOMES) | set(EXPECTED_RETURNS) == set(SEED_001_TABLE)
+
+
+@pytest.mark.parametrize("name", SEED_001_TABLE)
+def test_each_demo_does_what_the_catalogue_says(name):
+    with no_leaked_sockets(f"the {name} demo"):
+        outcome = sockets.provoke(name)
+    if name in EXPECTED_RETURNS:
+        assert (outcome.raised, outcome.returned) == ("", EXPECTED_RETURNS[name])
+    else:
+        assert (outcome.raised, outcome.errno_name) == EXPECTED_OUTCOMES[name]
+        assert outcome.raised.split("Error")[0] in sockets.method(name).raises + "OSError"
+
+
+def test_tables_have_a_row_per_method_and_per_correction():
+    table = sockets.methods_table(measure=False)
+    assert len(table.splitlines()) == 2 + len(SEED_001_TABLE)
+    corrections = sockets.corrections_table().splitlines()
+    assert len(corrections) == 2 + sum(1 for m in sockets.METHODS if m.exactly)
+    assert any("`recv`" in row and "bytes" in row for row in corrections)
+    with pytest.raises(KeyError, match="no method 'shutdown'"):
+        sockets.method("shutdown")
+
+
+def test_measured_table_shows_the_outcome():
+    table = sockets.methods_table()
+    assert "ConnectionRefusedError (ECONNREFUSED)" in table
+    assert "returned -1" in table
+
+
+# ----------------------------------------------------------------------------------------------
+# The checks, on right and wrong learner functions
+# ----------------------------------------------------------------------------------------------
+def test_checks_pass_the_references_and_record_plain_evidence():
+    recorded.clear()
+    sockets.check_describe_socket(describe_socket, sockets.DESCRIBE_CASES)
+    sockets.check_probe(probe, sockets.PROBE_CASES, leaks=True)
+    for case in sockets.READ_LINES_CASES:
+        sockets.check_read_lines(read_lines, case)
+    text = repr(recorded)
+    assert "'port'" in text and "40312" not in text
+    probe_evidence = [e for e in recorded if e["check"] == "probe"][0]
+    assert [c["returned"] for c in probe_evidence["cases"]] == ["open", "refused", "timeout", "open", "refused"]
+
+
+def test_evidence_is_the_same_on_two_runs():
+    runs = []
+    for _ in range(2):
+        recorded.clear()
+        sockets.check_describe_socket(describe_socket, sockets.DESCRIBE_CASES)
+        sockets.check_read_lines(read_lines, "utf8-split")
+        runs.append(list(recorded))
+    assert runs[0] == runs[1]
+
+
+def describe_type_via_str(sock):
+    d = describe_socket(sock)
+    d["type"] = str(sock.type)
+    return d
+
+
+def describe_blocking_from_timeout(sock):
+    d = describe_socket(sock)
+    d["blocking"] = sock.gettimeout() is None
+    return d
+
+
+def test_describe_check_names_the_wrong_key():
+    with pytest.raises(YourCodeError, match=r"gave type='1', expected 'SOCK_STREAM'; sock.type is an enum"):
+        sockets.check_describe_socket(describe_type_via_str)
+    sockets.check_describe_socket(describe_blocking_from_timeout)  # the visible cases cannot tell
+    with pytest.raises(YourCodeError, match=r"<with-timeout socket>\) gave blocking=False, expected True"):
+        sockets.check_describe_socket(describe_blocking_from_timeout, sockets.DESCRIBE_CASES)
+
+
+def test_describe_check_wants_exact_keys_and_a_dict():
+    with pytest.raises(YourCodeError, match=r"returned the keys \['family'\]; it should return exactly"):
+        sockets.check_describe_socket(lambda s: {"family": s.family.name})
+    with pytest.raises(YourCodeError, match=r"returned None \(a NoneType\); it should return a dict"):
+        sockets.check_describe_socket(lambda s: None)
+
+
+def test_describe_check_explains_an_uncaught_getpeername_error():
+    def no_try(sock):
+        d = describe_socket(sock)
+        d["peer"] = sock.getpeername()
+        return d
+
+    with pytest.raises(YourCodeError, match=r"<fresh-tcp socket>\) raised OSError: .*; getpeername\(\) raises OSError on a socket without a peer"):
+        sockets.check_describe_socket(no_try)
+
+
+def test_describe_check_lets_not_implemented_through():
+    def blank(sock):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        sockets.check_describe_socket(blank)
+
+
+def probe_with_connect(address, timeout=1.0):
+    with socket.socket() as s:
+        s.settimeout(timeout)
+        s.connect(address)
+    return "open"
+
+
+def probe_keeping_sockets(address, timeout=1.0):
+    s = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+    s.settimeout(timeout)
+    code = s.connect_ex(address)
+    kept.append(s)  # keep it alive: a leak no garbage collector cleans up
+    return {0: "open", errno.ECONNREFUSED: "refused"}.get(code, "timeout")
+
+
+kept: list[socket.socket] = []
+
+
+def probe_without_close(address, timeout=1.0):
+    s = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+    s.settimeout(timeout)
+    code = s.connect_ex(address)
+    return {0: "open", errno.ECONNREFUSED: "refused"}.get(code, "timeout")  # s is collected unclosed
+
+
+def probe_without_timeout(address, timeout=1.0):
+    with socket.socket() as s:
+        code = s.connect_ex(address)  # waits for the kernel's SYN retries, not for `timeout`
+    return {0: "open", errno.ECONNREFUSED: "refused"}.get(code, "timeout")
+
+
+def probe_with_default_timeout(address, timeout=1.0):
+    socket.setdefaulttimeout(timeout)
+    return probe(address, timeout)
+
+
+def test_probe_check_catches_raising():
+    with pytest.raises(YourCodeError, match=r"raised ConnectionRefusedError: .*; probe must return 'refused' instead of raising: use connect_ex"):
+        sockets.check_probe(probe_with_connect)
+
+
+def test_probe_check_catches_sockets_kept_open():
+    try:
+        sockets.check_probe(probe_keeping_sockets, ("open", "refused"))  # without leaks=True: passes
+        with pytest.raises(YourCodeError, match=r"left 1 socket\(s\) open \(tcp 127.0.0.1:\d+ -> 127.0.0.1:\d+ ESTABLISHED\)"):
+            sockets.check_probe(probe_keeping_sockets, ("open",), leaks=True)
+        with pytest.raises(YourCodeError, match=r"left 1 socket descriptor\(s\) open; close every socket it creates, also when connect_ex fails"):
+            sockets.check_probe(probe_keeping_sockets, ("refused",), leaks=True)
+    finally:
+        while kept:
+            kept.pop().close()
+
+
+def test_probe_check_catches_a_socket_left_to_the_garbage_collector():
+    sockets.check_probe(probe_without_close, ("open", "refused"))
+    with pytest.raises(YourCodeError, match=r"did not close its socket \(Python closed it when it was garbage-collected: unclosed <socket"):
+        sockets.check_probe(probe_without_close, ("refused",), leaks=True)
+
+
+def test_probe_check_catches_ignoring_the_timeout():
+    with pytest.raises(YourCodeError, match=r"did not return within 2.0 s; call s.settimeout\(timeout\) before connect_ex"):
+        sockets.check_probe(probe_without_timeout, ("timeout",))
+
+
+def test_probe_check_catches_changing_the_default_timeout():
+    try:
+        with pytest.raises(YourCodeError, match=r"changed socket.getdefaulttimeout\(\) to 0.3"):
+            sockets.check_probe(probe_with_default_timeout, ("open",), leaks=True)
+        assert socket.getdefaulttimeout() is None  # the check put it back
+    finally:
+        socket.setdefaulttimeout(None)
+
+
+def test_probe_check_on_ipv6_says_af_inet6():
+    def ipv4_only(address, timeout=1.0):
+        try:
+            with socket.socket() as s:
+                s.settimeout(timeout)
+                code = s.connect_ex(address)
+        except OSError:
+            return "EAFNOSUPPORT"
+        return {0: "open", errno.ECONNREFUSED: "refused"}.get(code, "timeout")
+
+    sockets.check_probe(ipv4_only, ("open", "refused", "timeout"))
+    with pytest.raises(YourCodeError, match=r"needs an AF_INET6 socket"):
+        sockets.check_probe(ipv4_only, ("ipv6-open",))
+
+
+def read_lines_one_recv(sock):
+    return sock.recv(65536).decode("utf-8").splitlines()
+
+
+def read_lines_bytes(sock):
+    with sock.makefile("rb") as f:
+        return [line.rstrip(b"\n") for line in f]
+
+
+def read_lines_decoding_each_recv(sock):
+    text = ""
+    while data := sock.recv(4096):
+        text += data.decode("utf-8")
+    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+
+
+def read_lines_strip(sock):
+    with sock.makefile("r", encoding="utf-8") as f:
+        return [line.strip() for line in f]
+
+
+def read_lines_split(sock):
+    with sock.makefile("r", encoding="utf-8") as f:
+        return f.read().split("\n")
+
+
+def test_read_lines_check_catches_one_recv():
+    sockets.check_read_lines(read_lines_one_recv, "whole")  # one piece: a single recv gets away with it
+    with pytest.raises(YourCodeError, match=r"returned line 0 as 'a', expected 'alpha'; the server sent 45 chunks"):
+        sockets.check_read_lines(read_lines_one_recv, "one-byte-chunks")
+
+
+def test_read_lines_check_catches_bytes():
+    with pytest.raises(YourCodeError, match=r"holding b'one' \(bytes\); each line must be a str: decode"):
+        sockets.check_read_lines(read_lines_bytes, "whole")
+
+
+def test_read_lines_check_catches_decoding_each_piece():
+    sockets.check_read_lines(read_lines_decoding_each_recv, "one-byte-chunks")
+    with pytest.raises(YourCodeError, match=r"raised UnicodeDecodeError: .*; a character's UTF-8 bytes were split"):
+        sockets.check_read_lines(read_lines_decoding_each_recv, "utf8-split")
+
+
+def test_read_lines_check_catches_strip_and_split():
+    sockets.check_read_lines(read_lines_strip, "whole")
+    with pytest.raises(YourCodeError, match=r"remove only the '\\n', not other whitespace"):
+        sockets.check_read_lines(read_lines_strip, "utf8-split")
+    with pytest.raises(YourCodeError, match=r"ending with an empty one"):
+        sockets.check_read_lines(read_lines_split, "whole")

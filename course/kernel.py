@@ -147,3 +147,342 @@ def tcp_state(sock: socket.socket) -> str:
 def states_on_port(port: int) -> list[tuple[tuple[str, int], tuple[str, int], str]]:
     """(local, remote, state) of every TCP socket on `port`, sorted: a table a notebook can print."""
     return sorted((e.local, e.remote, e.state) for e in sockets_on_port(port, "tcp"))
+
+
+# ==============================================================================================
+# Connection life (assignment 05): TCP_INFO, states of connections over time, TIME_WAIT timers.
+#
+# A connection is named by its 4-tuple (local, remote). The kernel keeps that name when the socket
+# that owned it is gone: after close() a connection can still be in FIN_WAIT2, LAST_ACK or
+# TIME_WAIT, on a line of /proc/net/tcp whose inode is 0. So the functions below follow a socket
+# by its inode while it is open and by its 4-tuple afterwards.
+# ==============================================================================================
+import re as _re
+import subprocess as _subprocess
+import threading as _threading
+import time as _time
+from typing import Union as _Union
+
+# struct tcp_info (include/uapi/linux/tcp.h): 8 one-byte fields, then 24 u32 up to tcpi_total_retrans
+# (104 bytes; newer kernels append more, which we ask for and ignore).
+TCP_INFO_FORMAT = "8B24I"
+TCP_INFO_SIZE = struct.calcsize(TCP_INFO_FORMAT)  # 104
+USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc timers count these ticks
+TCP_TIMEWAIT_LEN = 60.0  # seconds: `#define TCP_TIMEWAIT_LEN (60*HZ)` in include/net/tcp.h
+
+
+@dataclass(frozen=True)
+class TcpInfo:
+    """What getsockopt(IPPROTO_TCP, TCP_INFO) says about one connection (times in microseconds)."""
+
+    state: str  # tcpi_state, as a name of TCP_STATES ('CLOSE' for a socket that never connected)
+    retransmits: int  # tcpi_retransmits: retransmissions of the segment now at the head, unanswered
+    total_retrans: int  # tcpi_total_retrans: every retransmitted segment over the connection's life
+    rto_us: int  # retransmission timeout now in force
+    snd_mss: int  # MSS this side sends with (the peer's announced MSS minus options in every segment)
+    rcv_mss: int  # estimated MSS of what the peer sends
+    advmss: int  # MSS this side announced in its SYN option
+    pmtu: int  # path MTU the kernel uses
+    rtt_us: int  # smoothed round-trip time
+    rttvar_us: int  # its variation
+    snd_cwnd: int  # congestion window, in segments
+
+
+def tcp_info(sock: socket.socket) -> TcpInfo:
+    """Read TCP_INFO of a TCP socket this process holds (Linux)."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    if len(raw) < TCP_INFO_SIZE:
+        raise OSError(f"TCP_INFO returned {len(raw)} bytes, fewer than the {TCP_INFO_SIZE} this course reads")
+    v = struct.unpack(TCP_INFO_FORMAT, raw[:TCP_INFO_SIZE])
+    u8, u32 = v[:8], v[8:]
+    return TcpInfo(
+        state=TCP_STATES.get(u8[0], "CLOSE"),
+        retransmits=u8[2],
+        total_retrans=u32[23],
+        rto_us=u32[0],
+        snd_mss=u32[2],
+        rcv_mss=u32[3],
+        advmss=u32[19],
+        pmtu=u32[13],
+        rtt_us=u32[15],
+        rttvar_us=u32[16],
+        snd_cwnd=u32[18],
+    )
+
+
+Connection = tuple  # (local (host, port), remote (host, port)): the name the kernel files a connection under
+
+
+def _addr(a) -> tuple[str, int]:
+    host = a[0]
+    if host.startswith("::ffff:"):
+        host = host[7:]
+    return (host, a[1])
+
+
+def connection_of(sock: socket.socket) -> Connection | None:
+    """(local, remote) of a socket: remote is ('0.0.0.0', 0) (or ('::', 0)) for a listener;
+    None for a closed socket, or one that is neither bound nor connected."""
+    try:
+        local = _addr(sock.getsockname())
+    except OSError:
+        return None
+    try:
+        remote = _addr(sock.getpeername())
+    except OSError:
+        remote = ("::" if sock.family == socket.AF_INET6 else "0.0.0.0", 0)
+    if local[1] == 0:
+        return None
+    return (local, remote)
+
+
+class _Follow:
+    """Follows one socket: by inode while its file descriptor is open, then by its 4-tuple."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.conn = connection_of(sock)
+
+    def state(self, by_inode: dict, by_conn: dict) -> str:
+        try:
+            fd = self.sock.fileno()
+        except (OSError, ValueError):
+            fd = -1
+        if fd != -1:
+            try:
+                inode = os.fstat(fd).st_ino
+            except OSError:
+                inode = None
+            e = by_inode.get(inode)
+            if e is not None:
+                self.conn = (e.local, e.remote)
+                return e.state
+            if self.conn is None or self.conn[1][1] == 0:
+                self.conn = connection_of(self.sock) or self.conn
+        if self.conn is not None:
+            e = by_conn.get(self.conn)
+            if e is not None:
+                return e.state
+        return "CLOSE"
+
+
+_ADDRESS_CACHE: dict[tuple[str, int], tuple[str, int]] = {}
+
+
+def _tcp_entries() -> list[SocketEntry]:
+    """all_sockets(('tcp',)), decoded faster: sampling reads /proc/net/tcp every few ms."""
+    entries = []
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/net/{table}") as f:
+                lines = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        family = PROC_TABLES[table]
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10:
+                continue
+            addrs = []
+            for text in (fields[1], fields[2]):
+                key = (text, family)
+                a = _ADDRESS_CACHE.get(key)
+                if a is None:
+                    if len(_ADDRESS_CACHE) > 100_000:
+                        _ADDRESS_CACHE.clear()
+                    a = _ADDRESS_CACHE[key] = _decode_address(text, family)
+                addrs.append(a)
+            code = int(fields[3], 16)
+            tx, rx = (int(x, 16) for x in fields[4].split(":"))
+            entries.append(SocketEntry("tcp", addrs[0], addrs[1], TCP_STATES.get(code, f"UNKNOWN({code})"), tx, rx, int(fields[9])))
+    return entries
+
+
+def _tables() -> tuple[dict, dict]:
+    entries = _tcp_entries()
+    by_inode = {e.inode: e for e in entries if e.inode}
+    by_conn: dict = {}
+    for e in entries:
+        # a live socket wins over a TIME_WAIT line with the same 4-tuple (inode 0)
+        if (e.local, e.remote) not in by_conn or e.inode:
+            by_conn[(e.local, e.remote)] = e
+    return by_inode, by_conn
+
+
+def connection_state(target: "_Union[socket.socket, Connection]") -> str:
+    """The kernel's state of a connection: given a socket (followed by its 4-tuple once closed or
+    once the kernel has moved it to TIME_WAIT) or a (local, remote) pair. 'CLOSE' when gone."""
+    by_inode, by_conn = _tables()
+    if isinstance(target, socket.socket):
+        return _Follow(target).state(by_inode, by_conn)
+    e = by_conn.get((_addr(target[0]), _addr(target[1])))
+    return e.state if e else "CLOSE"
+
+
+def wait_for_state(target: "_Union[socket.socket, int, Connection]", state: str, timeout: float = 2.0) -> str:
+    """Wait until a socket (or connection 4-tuple) is in `state`, or, given a port number, until
+    some TCP socket on that port is; return the state. Raises TimeoutError, with the states seen
+    last, when `timeout` seconds pass first."""
+    from course.deadline import Deadline
+
+    if state not in TCP_STATES.values():
+        raise ValueError(f"{state!r} is not a TCP state name; use one of {sorted(TCP_STATES.values())}")
+    follow = _Follow(target) if isinstance(target, socket.socket) else None
+    deadline = Deadline(timeout)
+    seen: object = None
+    while True:
+        if isinstance(target, int):
+            seen = sorted({e.state for e in _tcp_entries() if target in (e.local[1], e.remote[1])})
+            if state in seen:
+                return state
+        else:
+            by_inode, by_conn = _tables()
+            if follow is not None:
+                seen = follow.state(by_inode, by_conn)
+            else:
+                e = by_conn.get((_addr(target[0]), _addr(target[1])))
+                seen = e.state if e else "CLOSE"
+            if seen == state:
+                return state
+        if deadline.expired():
+            what = f"port {target}" if isinstance(target, int) else "the connection"
+            raise TimeoutError(f"{what} did not reach {state} within {timeout} s; the kernel showed {seen}")
+        _time.sleep(min(0.002, deadline.remaining()))
+
+
+class StateRecorder:
+    """Samples the TCP states of some sockets (or of every socket on a port) from /proc/net/tcp in
+    a background thread, and keeps each change with its time: a timeline of a connection's life.
+
+        with StateRecorder(client=c, server=a) as rec:      # or StateRecorder(port=server_port)
+            c.close(); ...
+        rec.changes        # [(seconds since start, 'client', 'FIN_WAIT2'), ...]
+        rec.states('client')   # ['ESTABLISHED', 'FIN_WAIT2', 'TIME_WAIT']
+
+    Sockets can also be added later with `add(name, sock)`. A state that lasts less than the
+    sampling interval (reading /proc/net/tcp takes some milliseconds) may be missed; `note(label, state)` adds
+    one the caller knows about (e.g. right after a call returned). Sampling stops on exit, or after
+    `max_seconds` at the latest, so that a forgotten recorder never runs on.
+    """
+
+    def __init__(self, port: int | None = None, interval: float = 0.002, max_seconds: float = 10.0, **sockets: socket.socket):
+        self.port = port
+        self.interval = min(max(interval, 0.0005), 0.1)  # bounded: never busy-spin, never doze
+        self.max_seconds = max_seconds
+        self._follow = {name: _Follow(s) for name, s in sockets.items()}
+        self.changes: list[tuple[float, str, str]] = []
+        self._last: dict[str, str] = {}
+        self._noted_at: dict[str, float] = {}
+        self._lock = _threading.Lock()
+        self._stop = _threading.Event()
+        self._thread: _threading.Thread | None = None
+        self.started = 0.0
+        self.stopped_at: float | None = None
+
+    def add(self, name: str, sock: socket.socket) -> None:
+        """Follow one more socket from now on (e.g. the socket accept() returned)."""
+        with self._lock:
+            self._follow[name] = _Follow(sock)
+            self._noted_at[name] = _time.monotonic()  # samples read before now know nothing of it
+        self.sample()
+
+    def note(self, name: str, state: str) -> None:
+        """Record a state seen by other means (e.g. SYN_SENT while connect() was running)."""
+        with self._lock:
+            self._noted_at[name] = _time.monotonic()
+            self._change(name, state)
+
+    def _change(self, name: str, state: str) -> None:
+        if self._last.get(name) != state:
+            self._last[name] = state
+            self.changes.append((round(_time.monotonic() - self.started, 6), name, state))
+
+    def sample(self) -> None:
+        """Take one sample now (the thread calls this every `interval` seconds)."""
+        read_at = _time.monotonic()
+        by_inode, by_conn = _tables()
+        with self._lock:
+            for name, f in self._follow.items():
+                if read_at < self._noted_at.get(name, 0.0):
+                    continue  # read before a state noted since: stale for this socket
+                self._change(name, f.state(by_inode, by_conn))
+            if self.port is not None:
+                for (local, remote), e in sorted(by_conn.items()):
+                    if self.port in (local[1], remote[1]):
+                        self._change(f"{local[0]}:{local[1]} -> {remote[0]}:{remote[1]}", e.state)
+
+    def _run(self) -> None:
+        end = _time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and _time.monotonic() < end:
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "StateRecorder":
+        self.started = _time.monotonic()
+        self.sample()
+        self._thread = _threading.Thread(target=self._run, name="StateRecorder", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.sample()
+        self.stopped_at = round(_time.monotonic() - self.started, 6)
+
+    def labels(self) -> list[str]:
+        seen: list[str] = []
+        for _, name, _ in self.changes:
+            if name not in seen:
+                seen.append(name)
+        return seen
+
+    def states(self, name: str) -> list[str]:
+        """The states `name` went through, in order, each once per visit."""
+        return [s for _, n, s in self.changes if n == name]
+
+    def timeline(self) -> dict[str, list[tuple[float, float, str]]]:
+        """label -> [(start, end, state), ...] in seconds since the recorder started."""
+        end_all = self.stopped_at if self.stopped_at is not None else round(_time.monotonic() - self.started, 6)
+        out: dict[str, list[tuple[float, float, str]]] = {}
+        for name in self.labels():
+            points = [(t, s) for t, n, s in self.changes if n == name]
+            out[name] = [(t, points[i + 1][0] if i + 1 < len(points) else end_all, s) for i, (t, s) in enumerate(points)]
+        return out
+
+
+_TIMER = _re.compile(r"^([0-9A-Fa-f]{2}):([0-9A-Fa-f]{8})$")
+
+
+def time_wait_remaining(conn: Connection) -> float | None:
+    """Seconds this TIME_WAIT connection still has to live, from the timer column of
+    /proc/net/tcp (`tr:tm->when`, in USER_HZ ticks); None if the connection is not in TIME_WAIT."""
+    local, remote = _addr(conn[0]), _addr(conn[1])
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/net/{table}") as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue
+        family = PROC_TABLES[table]
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 10 or int(fields[3], 16) != 6:
+                continue
+            if _decode_address(fields[1], family) == local and _decode_address(fields[2], family) == remote:
+                m = _TIMER.match(fields[5])
+                return int(m.group(2), 16) / USER_HZ if m else None
+    return None
+
+
+def ss(port: int) -> str:
+    """What `ss -tan` prints for the sockets on `port` (with timers), or a note if ss is missing."""
+    try:
+        out = _subprocess.run(
+            ["ss", "-tano", f"( sport = :{port} or dport = :{port} )"],
+            capture_output=True, text=True, timeout=5,
+        )
+    except (OSError, _subprocess.TimeoutExpired) as exc:
+        return f"(ss is not available here: {exc}; the same lines come from /proc/net/tcp)"
+    return out.stdout.rstrip()

@@ -1,0 +1,209 @@
+"""Sequence and acknowledgement numbers: the arithmetic of RFC 9293 section 3.4, with no sockets.
+
+Every byte a side sends has a sequence number; a segment's `seq` is the number of its first byte.
+SYN and FIN carry no data but each takes one number of their own (RFC 9293: "the SYN is considered
+to occur before the first actual data octet", "the FIN ... after the last"), so that they can be
+acknowledged like data. A segment therefore takes
+
+    length + (1 if SYN) + (1 if FIN)
+
+numbers, and the receiver's acknowledgement number is the next number it expects:
+
+    ack = seq + length (+ 1 for a SYN, + 1 for a FIN)
+
+Seed 003 writes "Ack = Seq + bytes + 1" for data: that is wrong; 100 bytes sent from seq 1200 are
+acknowledged with 1300, not 1301. Only SYN and FIN add the 1.
+
+A conversation is a list of (sender, flags, length) with sender 'client' or 'server' and flags a
+comma-separated string as Wireshark shows them ('SYN', 'SYN,ACK', 'PSH,ACK', 'FIN,ACK', 'ACK').
+`number_conversation` fills in every segment's (seq, ack) from the two initial sequence numbers;
+`SEED_000` is the conversation of seed 000, with its numbers (client ISN 1000, server ISN 8000).
+Wireshark shows "relative" numbers: each side's numbers minus its own initial one (`relative`).
+"""
+from __future__ import annotations
+
+import random
+from typing import Iterable, Sequence
+
+MOD = 2**32  # sequence numbers are 32 bits and wrap around
+
+FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")  # bit 0 upwards, Wireshark's order
+
+# Seed 000: handshake, 20 bytes from the client, 10 from the server, the client closes first.
+SEED_000: list[tuple[str, str, int]] = [
+    ("client", "SYN", 0),  # 1
+    ("server", "SYN,ACK", 0),  # 2
+    ("client", "ACK", 0),  # 3
+    ("client", "PSH,ACK", 20),  # 4
+    ("server", "PSH,ACK", 10),  # 5
+    ("client", "ACK", 0),  # 6
+    ("client", "FIN,ACK", 0),  # 7
+    ("server", "ACK", 0),  # 8
+    ("server", "FIN,ACK", 0),  # 9
+    ("client", "ACK", 0),  # 10
+]
+SEED_000_ISN = (1000, 8000)  # (client, server)
+
+
+def flags_of(flags: str) -> set[str]:
+    """'SYN,ACK' -> {'SYN', 'ACK'}; ValueError for a name that is not a TCP flag."""
+    names = {f.strip().upper() for f in flags.split(",") if f.strip()}
+    unknown = names - set(FLAG_NAMES)
+    if unknown:
+        raise ValueError(f"{', '.join(sorted(unknown))} is not a TCP flag; the flags are {', '.join(FLAG_NAMES)}")
+    return names
+
+
+def sequence_space(flags: str, length: int) -> int:
+    """How many sequence numbers a segment takes: its payload bytes, plus one for SYN, one for FIN."""
+    if length < 0:
+        raise ValueError(f"a payload length cannot be negative, got {length}")
+    names = flags_of(flags)
+    return length + ("SYN" in names) + ("FIN" in names)
+
+
+def ack_for(seq: int, flags: str, length: int) -> int:
+    """The acknowledgement number that acknowledges this segment (and everything before it)."""
+    return (seq + sequence_space(flags, length)) % MOD
+
+
+def number_conversation(conversation: Sequence[tuple[str, str, int]], client_isn: int, server_isn: int) -> list[tuple[int, int]]:
+    """(seq, ack) of every segment of a conversation; ack is 0 in a segment without the ACK flag.
+
+    Each side keeps the next number it will send and the next number it expects from the other;
+    a segment is sent with the first as seq and the second as ack, and the receiver then expects
+    seq + sequence_space(...). Raises ValueError for a sender other than 'client' or 'server', an
+    unknown flag, or a negative length.
+    """
+    next_seq = {"client": client_isn % MOD, "server": server_isn % MOD}
+    other = {"client": "server", "server": "client"}
+    out = []
+    for sender, flags, length in conversation:
+        if sender not in next_seq:
+            raise ValueError(f"a sender is 'client' or 'server', got {sender!r}")
+        names = flags_of(flags)
+        seq = next_seq[sender]
+        ack = next_seq[other[sender]] if "ACK" in names else 0
+        next_seq[sender] = (seq + sequence_space(flags, length)) % MOD
+        out.append((seq, ack))
+    return out
+
+
+def relative(numbered: Sequence[tuple[str, int, int, str]]) -> list[tuple[int, int]]:
+    """Wireshark's relative numbers: for (sender, seq, ack, flags) rows, seq minus the sender's
+    initial sequence number and ack minus the other side's (the ISNs are the seqs of the two SYNs).
+    A segment without ACK keeps ack 0."""
+    isn: dict[str, int] = {}
+    for sender, seq, _, flags in numbered:
+        if "SYN" in flags_of(flags) and sender not in isn:
+            isn[sender] = seq
+    other = {"client": "server", "server": "client"}
+    out = []
+    for sender, seq, ack, flags in numbered:
+        r_seq = (seq - isn.get(sender, seq)) % MOD if sender in isn else seq
+        peer = other.get(sender)
+        r_ack = (ack - isn[peer]) % MOD if "ACK" in flags_of(flags) and peer in isn else ack
+        out.append((r_seq, r_ack))
+    return out
+
+
+def random_conversation(rng: random.Random, max_data: int = 6, server_closes_first: bool | None = None) -> list[tuple[str, str, int]]:
+    """A well-formed connection life: handshake, some data each way with pure ACKs in between,
+    then a teardown in one of the usual shapes (either side first, FIN and ACK merged or not)."""
+    conv = [("client", "SYN", 0), ("server", "SYN,ACK", 0), ("client", "ACK", 0)]
+    for _ in range(rng.randint(0, max_data)):
+        sender = rng.choice(["client", "server"])
+        conv.append((sender, "PSH,ACK", rng.choice([1, 2, 7, 20, 100, 1448, 65483])))
+        if rng.random() < 0.6:
+            conv.append(("server" if sender == "client" else "client", "ACK", 0))
+    first = ("server" if rng.random() < 0.5 else "client") if server_closes_first is None else ("server" if server_closes_first else "client")
+    second = "client" if first == "server" else "server"
+    conv.append((first, "FIN,ACK", 0))
+    shape = rng.choice(["four", "three", "half-close"])
+    if shape == "four":
+        conv += [(second, "ACK", 0), (second, "FIN,ACK", 0), (first, "ACK", 0)]
+    elif shape == "three":  # the second FIN carries the ACK of the first
+        conv += [(second, "FIN,ACK", 0), (first, "ACK", 0)]
+    else:  # the second side still sends data after the first FIN
+        conv += [(second, "ACK", 0), (second, "PSH,ACK", rng.choice([5, 300])), (first, "ACK", 0), (second, "FIN,ACK", 0), (first, "ACK", 0)]
+    return conv
+
+
+def table(conversation: Iterable[tuple[str, str, int]], numbers: Iterable[tuple[int, int]]) -> list[str]:
+    """Printable lines: '3  client -> server  ACK       seq=1001 ack=8001 len=0'."""
+    lines = []
+    for i, ((sender, flags, length), (seq, ack)) in enumerate(zip(conversation, numbers), 1):
+        arrow = "client -> server" if sender == "client" else "client <- server"
+        lines.append(f"{i:>2}  {arrow}  {flags:<9} seq={seq:<10} ack={ack:<10} len={length}")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks of the learner's numbering (assignment 05)
+# ----------------------------------------------------------------------------------------------
+def _describe(i: int, segment: tuple[str, str, int]) -> str:
+    sender, flags, length = segment
+    return f"segment {i + 1} ({sender} {flags} len={length})"
+
+
+def _compare(fn, conv, client_isn: int, server_isn: int, calls: list) -> None:
+    from course.checks import call_with_deadline, describe_call
+    from course.errors import YourCodeError
+
+    call = describe_call("number_segments", (f"<{len(conv)} segments>", client_isn, server_isn))
+    expected = number_conversation(conv, client_isn, server_isn)
+    got = call_with_deadline(fn, [tuple(s) for s in conv], client_isn, server_isn, timeout=1.0, name="number_segments")
+    calls.append({"conversation": conv, "isn": [client_isn, server_isn], "returned": got if isinstance(got, list) else repr(got)})
+    if not isinstance(got, list) or len(got) != len(conv):
+        raise YourCodeError(f"{call} returned {got!r}; it should return a list of {len(conv)} (seq, ack) tuples, one per segment")
+    for i, (mine, theirs) in enumerate(zip(expected, got)):
+        if not (isinstance(theirs, tuple) and len(theirs) == 2):
+            raise YourCodeError(f"{call}: item {i} is {theirs!r}; each item should be a (seq, ack) tuple")
+        if tuple(theirs) != mine:
+            sender, flags, length = conv[i]
+            hint = "ack = the other side's seq + its payload bytes, plus 1 only for a SYN or a FIN it sent"
+            if theirs[1] == (mine[1] + 1) % MOD and "ACK" in flags:
+                hint = "your ack is one too high: data bytes add exactly their count (seed 003's '+1' is wrong); only SYN and FIN add 1"
+            elif theirs[1] == (mine[1] - 1) % MOD or theirs[0] == (mine[0] - 1) % MOD:
+                hint = "one too low: a SYN or a FIN takes one sequence number of its own, even with no data"
+            elif "ACK" not in flags_of(flags) and theirs[1] != 0:
+                hint = "a segment without the ACK flag carries ack 0"
+            elif theirs[0] >= MOD or theirs[1] >= MOD:
+                hint = "sequence numbers are 32 bits: wrap around with % 2**32"
+            raise YourCodeError(
+                f"{call}: {_describe(i, conv[i])} should be (seq, ack) = {mine}, you gave {tuple(theirs)}; {hint}"
+            )
+
+
+def check_number_segments(fn, hidden: bool = False) -> None:
+    """The visible check: seed 000's conversation. hidden=True: random conversations (seeded),
+    SYN and FIN corner cases, wrap-around past 2**32 - 1, and ValueError for a bad sender."""
+    from course.checks import call_with_deadline, record_evidence
+    from course.errors import YourCodeError
+
+    calls: list = []
+    try:
+        if not hidden:
+            _compare(fn, SEED_000, *SEED_000_ISN, calls)
+            return
+        corner = [
+            ([("client", "SYN", 0)], 0, 0),
+            ([("client", "SYN", 0), ("server", "SYN,ACK", 0), ("client", "ACK", 0)], 4294967295, 7),
+            ([("client", "SYN", 0), ("server", "SYN,ACK", 0), ("client", "FIN,ACK", 0), ("server", "FIN,ACK", 0), ("client", "ACK", 0)], 1, 2),
+            ([("client", "SYN", 0), ("server", "SYN,ACK", 0), ("client", "ACK", 0), ("client", "FIN,PSH,ACK", 5), ("server", "ACK", 0)], 100, 200),
+            ([("client", "SYN", 0), ("server", "SYN,ACK", 0), ("client", "PSH,ACK", 100), ("server", "ACK", 0)], 1199, 2000),
+        ]
+        for conv, c_isn, s_isn in corner:
+            _compare(fn, conv, c_isn, s_isn, calls)
+        rng = random.Random(5)
+        for _ in range(25):
+            _compare(fn, random_conversation(rng), rng.randrange(MOD), rng.randrange(MOD), calls)
+        bad = [("client", "SYN", 0), ("mallory", "ACK", 0)]
+        try:
+            got = call_with_deadline(fn, bad, 1, 2, timeout=1.0, name="number_segments")
+        except ValueError:
+            calls.append({"conversation": bad, "raised": "ValueError"})
+        else:
+            raise YourCodeError(f"number_segments(<a segment sent by 'mallory'>, 1, 2) returned {got!r}; it should raise ValueError for a sender other than 'client' or 'server'")
+    finally:
+        record_evidence("number_segments" + (" (hidden)" if hidden else ""), calls=calls)

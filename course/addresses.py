@@ -311,7 +311,7 @@ def plot_ports(ports: list[int], title: str = "ports the kernel chose for port 0
     """A strip 0-65535 with IANA's three ranges, this kernel's ephemeral range, and `ports`."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 2.4))
+    fig, ax = plt.subplots(figsize=(9, 2.8))
     for (first, last, name), color in zip(PORT_RANGES, ("tab:red", "tab:blue", "tab:green")):
         ax.axvspan(first, last + 1, alpha=0.2, color=color, label=f"IANA {name} {first}-{last}")
     low, high = ephemeral_port_range()
@@ -321,6 +321,6 @@ def plot_ports(ports: list[int], title: str = "ports the kernel chose for port 0
     ax.set_ylim(0, 1.2)
     ax.set_yticks([])
     ax.set_xlabel("port number")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2, fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.55), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig

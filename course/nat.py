@@ -14,10 +14,11 @@ dropped: that is why a machine behind a NAT cannot be reached unless it speaks f
     table.inbound("tcp", 6539, ("203.0.113.5", 80))                     -> ("192.168.1.2", 6789)
     table.inbound("tcp", 6540, ("203.0.113.5", 80))                     -> None (dropped)
 
-Its behaviour is the one RFC 4787 asks of a NAT for UDP: the mapping depends only on the private
-side (protocol, private address, private port), so one flow keeps one public port whatever remote
-it talks to ("endpoint-independent mapping", REQ-1); a datagram coming in is let through only from
-a remote the private host has sent to ("address and port-dependent filtering"). Public ports are
+Its mapping is the one RFC 4787 requires of a NAT for UDP (REQ-1, "endpoint-independent
+mapping"): it depends only on the private side (protocol, private address, private port), so one
+flow keeps one public port whatever remote it talks to. Its filter is the strictest RFC 4787
+describes ("address and port-dependent filtering", common in home routers): a datagram coming in is
+let through only from a remote (ip, port) the private host has sent to. Public ports are
 taken from `public_ports` in the order given, the first free one for that protocol; when none is
 free, `outbound` raises `NatTableFull`, a RuntimeError.
 
@@ -518,13 +519,29 @@ def check_table_in_relay(table_class: Callable, timeout: float = 2.0) -> None:
             not_relay = [s for s in sources if not s.startswith("public port #")]
             if not_relay:
                 raise YourCodeError(f"the server saw datagrams from {not_relay}, not from the relay's public ports")
-            if sources[0] != sources[2] or sources[0] == sources[1]:
+            if len(set(sources)) != 2 or sources[0] != sources[2] or sources[0] == sources[1]:
                 raise YourCodeError(f"the server saw sources {sources} for a, b, a; each host needs its own public "
                                     f"port and keeps it for its next datagram")
-            before = len(relay.dropped)
+            # Both hosts at once: interleaved datagrams, each host must get back exactly its own.
+            burst = {h: [f"{h.address[0]} #{i}".encode() for i in range(5)] for h in (a, b)}
+            for i in range(5):
+                for h in (a, b):
+                    h.send(burst[h][i], relay.gateway)
+            for h in (a, b):
+                got = []
+                for _ in range(5):
+                    reply = h.recv(timeout)
+                    if reply is None:
+                        break
+                    got.append(reply[0].split(b" | ")[0])
+                if sorted(got) != sorted(burst[h]):
+                    raise YourCodeError(f"{format_address(h.address)} sent {len(burst[h])} datagrams interleaved with "
+                                        f"another host and got back {got}; each reply must reach the host that sent it")
+            seen["interleaved_replies_ok"] = True
+            before, passed = len(relay.dropped), len(relay.events_of("in"))
             for i in range(len(relay.public_ports)):
                 stranger.send(b"unsolicited", (relay.public_host, relay.public_ports[i]))
-            wait_for(lambda: len(relay.events_of("drop")) + len(relay.events_of("in")) >= before + 3 + 3,
+            wait_for(lambda: len(relay.dropped) + len(relay.events_of("in")) >= before + passed + 3,
                      timeout, "the relay did not process 3 datagrams within the deadline", error=PeerError)
             leaked = [format_address(h.address) for h in (a, b) for d, _ in h.pending() if d == b"unsolicited"]
             if leaked:

@@ -214,6 +214,20 @@ def test_forwarding_unknown_inbound_is_caught():
         nat.check_table_in_relay(ForwardsUnknown)
 
 
+def test_a_table_that_sends_replies_to_the_last_sender_is_caught():
+    class LastSender(nat.NatTable):
+        def outbound(self, protocol, private, remote):
+            self.last = tuple(private)
+            return super().outbound(protocol, private, remote)
+
+        def inbound(self, protocol, public_port, remote):
+            return self.last if super().inbound(protocol, public_port, remote) else None
+
+    nat.check_nat_table_basics(LastSender)  # one host at a time cannot tell...
+    with pytest.raises(YourCodeError, match=r"inbound\('udp', 6540, \('198.51.100.7', 53\)\) returned \('192.168.1.2', 6789\); expected \('192.168.1.3', 5353\)"):
+        nat.check_nat_table_rules(LastSender)  # ...two hosts can
+
+
 def test_a_table_that_never_fills_is_caught():
     class Wraps(nat.NatTable):
         def outbound(self, protocol, private, remote):

@@ -117,10 +117,11 @@ class ChatWindow:
         import ipywidgets as w
 
         self.log = w.Output(layout=w.Layout(height="160px", overflow="auto", border="1px solid #ccc"))
-        self.text = w.Text(placeholder="type a line, then Enter", layout=w.Layout(width="60%"))
+        # continuous_update=False: the value changes on Enter (or leaving the box), not per key
+        self.text = w.Text(placeholder="type a line, then Enter", continuous_update=False, layout=w.Layout(width="60%"))
         self.send_button = w.Button(description="Send", button_style="primary")
         self.close_button = w.Button(description="Close")
-        self.text.on_submit(lambda _: self._submit_from_box())
+        self.text.observe(lambda change: change["new"] and self._submit_from_box(), names="value")
         self.send_button.on_click(lambda _: self._submit_from_box())
         self.close_button.on_click(lambda _: self.close())
         self.widget = w.VBox([w.HTML(f"<b>{self.title}</b>"), *header, self.log, w.HBox([self.text, self.send_button, self.close_button])])
@@ -145,16 +146,16 @@ class ChatWindow:
             self.log.append_stdout(line + "\n")
 
     def submit(self, text: str) -> bool:
-        """Send one line; log it as "me: ..." or the error. True if it was sent."""
+        """Log one line as "me: ...", send it (logging the error if that fails). True if sent."""
         if self.closed:
             self.show(f"(closed: {text!r} not sent)")
             return False
+        self.show(f"me: {text}")  # before sending: a quick reply must not appear above it
         try:
             self.send(text)
         except (OSError, ValueError) as exc:
             self.show(f"(not sent: {type(exc).__name__}: {exc})")
             return False
-        self.show(f"me: {text}")
         return True
 
     def _receive_loop(self) -> None:

@@ -1,0 +1,568 @@
+"""course.udp: the sum protocol, the reference peers on real loopback sockets, and the checks of
+notebook 03 (a correct learner solution passes with deterministic evidence; classic bugs fail
+with the message that names them)."""
+import json
+import random
+import socket
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course import checks
+from course.deadline import Deadline, wait_for
+from course.errors import YourCodeError
+from course.serving import REGISTRY, format_address
+from course.udp import (
+    HIDDEN_CHAT_CASES,
+    HIDDEN_REQUEST_CASES,
+    HIDDEN_SERVER_CASES,
+    LearnerThread,
+    LossyUdpServer,
+    UdpChatPeer,
+    UdpEchoServer,
+    UdpSumServer,
+    check_chat_peer,
+    check_request_sum,
+    check_sum_server,
+    drops,
+    parse_reply,
+    recv_truncated,
+    sum_reply,
+    sum_request,
+    unused_udp_port,
+)
+
+
+@pytest.fixture(autouse=True)
+def quiet_evidence(monkeypatch):
+    monkeypatch.setenv("COURSE_EVIDENCE", "0")
+
+
+def udp_socket(host="127.0.0.1", timeout=2.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    s.settimeout(timeout)
+    return s
+
+
+# ----------------------------------------------------------------------------------------------
+# A correct learner solution, and the classic wrong ones
+# ----------------------------------------------------------------------------------------------
+def request_sum(server, a, b, *, timeout=0.3, attempts=3):
+    request_id = random.randrange(1 << 31)
+    request = json.dumps({"id": request_id, "A": a, "B": b}).encode("utf-8")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        for _ in range(attempts):
+            sock.sendto(request, server)
+            try:
+                while True:
+                    data, sender = sock.recvfrom(65535)
+                    reply = parse_reply(data)
+                    if sender == tuple(server) and reply and reply.get("id") == request_id:
+                        return reply["Sum"]
+            except TimeoutError:
+                continue
+    raise TimeoutError("no reply")
+
+
+def request_once(server, a, b, *, timeout=0.3, attempts=3):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(sum_request(a, b, 1), server)
+        return json.loads(sock.recvfrom(1024)[0])["Sum"]
+
+
+def request_without_timeout(server, a, b, *, timeout=0.3, attempts=3):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(sum_request(a, b, 1), server)
+        return json.loads(sock.recvfrom(1024)[0])["Sum"]
+
+
+def request_forever(server, a, b, *, timeout=0.3, attempts=3):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        while True:
+            sock.sendto(sum_request(a, b, 1), server)
+            try:
+                return json.loads(sock.recvfrom(1024)[0])["Sum"]
+            except TimeoutError:
+                pass
+
+
+def request_first_reply(server, a, b, *, timeout=0.3, attempts=3):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        for _ in range(attempts):
+            sock.sendto(sum_request(a, b, 1), server)
+            try:
+                return json.loads(sock.recvfrom(1024)[0])["Sum"]
+            except TimeoutError:
+                pass
+        raise TimeoutError("no reply")
+
+
+KEPT = []  # a learner "caching" sockets: never closed, still referenced, so never collected
+
+
+def request_leaking(server, a, b, *, timeout=0.3, attempts=3):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    KEPT.append(sock)
+    sock.settimeout(timeout)
+    for _ in range(attempts):
+        sock.sendto(sum_request(a, b, 1), server)
+        try:
+            return json.loads(sock.recvfrom(1024)[0])["Sum"]
+        except TimeoutError:
+            pass
+    raise TimeoutError("no reply")
+
+
+def serve_sums(sock, n, timeout=2.0):
+    with sock:
+        sock.settimeout(timeout)
+        for _ in range(n):
+            data, client = sock.recvfrom(65535)
+            sock.sendto(sum_reply(data), client)
+
+
+def serve_first_client(sock, n, timeout=2.0):
+    with sock:
+        sock.settimeout(timeout)
+        first = None
+        for _ in range(n):
+            data, client = sock.recvfrom(65535)
+            first = first or client
+            sock.sendto(sum_reply(data), first)
+
+
+def serve_without_encode(sock, n, timeout=2.0):
+    with sock:
+        sock.settimeout(timeout)
+        for _ in range(n):
+            data, client = sock.recvfrom(65535)
+            sock.sendto(sum_reply(data).decode(), client)
+
+
+def serve_forever(sock, n, timeout=2.0):
+    while True:
+        data, client = sock.recvfrom(65535)
+        sock.sendto(sum_reply(data), client)
+
+
+def serve_without_close(sock, n, timeout=2.0):
+    sock.settimeout(timeout)
+    for _ in range(n):
+        data, client = sock.recvfrom(65535)
+        sock.sendto(sum_reply(data), client)
+
+
+def serve_from_new_socket(sock, n, timeout=2.0):
+    with sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        sock.settimeout(timeout)
+        for _ in range(n):
+            data, client = sock.recvfrom(65535)
+            out.sendto(sum_reply(data), client)
+
+
+class ChatPeer:
+    def __init__(self, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.address = self.sock.getsockname()
+
+    def send(self, text, to):
+        self.sock.sendto(text.encode("utf-8"), to)
+
+    def receive(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            data, sender = self.sock.recvfrom(65535)
+        except TimeoutError:
+            return None
+        return data.decode("utf-8"), sender
+
+    def close(self):
+        self.sock.close()
+
+
+class ChatPeerWithoutDecode(ChatPeer):
+    def receive(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recvfrom(65535)
+        except TimeoutError:
+            return None
+
+
+class ChatPeerWithoutTimeout(ChatPeer):
+    def receive(self, timeout):
+        data, sender = self.sock.recvfrom(65535)
+        return data.decode("utf-8"), sender
+
+
+class ChatPeerSendingFromNewSocket(ChatPeer):
+    def send(self, text, to):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(text.encode("utf-8"), to)
+
+
+class ChatPeerWithoutClose(ChatPeer):
+    def close(self):
+        pass
+
+
+# ----------------------------------------------------------------------------------------------
+# The sum protocol without sockets
+# ----------------------------------------------------------------------------------------------
+def test_sum_reply_follows_seed_002():
+    assert json.loads(sum_reply(b'{"A":7,"B":4}')) == {"Sum": 11}
+    assert json.loads(sum_reply(sum_request(7, 4, id=9))) == {"Sum": 11, "id": 9}
+
+
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        (b"seven plus four", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[7, 4]", "not a JSON object"),
+        (b'{"A": 7}', "missing B"),
+        (b'{"id": 3}', "missing A and B"),
+        (b'{"A": "7", "B": 4}', "A must be integers"),
+        (b'{"A": true, "B": 4}', "A must be integers"),
+        (b'{"A": 1.5, "B": 2.5}', "A and B must be integers"),
+    ],
+)
+def test_sum_reply_explains_a_malformed_request(data, says):
+    reply = json.loads(sum_reply(data))
+    assert set(reply) <= {"Error", "id"} and says in reply["Error"]
+
+
+def test_error_replies_keep_the_id():
+    assert json.loads(sum_reply(b'{"id": "q1", "A": 1}')) == {"Error": "missing B", "id": "q1"}
+
+
+@given(st.integers(), st.integers(), st.one_of(st.none(), st.integers(), st.text(max_size=8)))
+def test_sum_reply_adds_and_copies_the_id(a, b, rid):
+    reply = json.loads(sum_reply(sum_request(a, b, rid)))
+    assert reply["Sum"] == a + b
+    assert reply.get("id") == rid and (("id" in reply) == (rid is not None))
+
+
+def test_drops_by_index_every_nth_and_seeded_fraction():
+    assert [i for i in range(6) if drops(i, drop=[0, 2])] == [0, 2]
+    assert [i for i in range(9) if drops(i, every=3)] == [2, 5, 8]
+    assert all(drops(i, drop="all") for i in range(5))
+    pattern = [drops(i, fraction=0.3, seed=1) for i in range(1000)]
+    assert pattern == [drops(i, fraction=0.3, seed=1) for i in range(1000)]  # deterministic
+    assert pattern != [drops(i, fraction=0.3, seed=2) for i in range(1000)]
+    assert 200 < sum(pattern) < 400
+    assert not any(drops(i) for i in range(50))
+
+
+def test_the_seeded_case_of_the_check_drops_what_its_comment_says():
+    assert [drops(i, fraction=0.5, seed=35) for i in range(3)] == [True, True, False]
+
+
+# ----------------------------------------------------------------------------------------------
+# Reference peers on real sockets
+# ----------------------------------------------------------------------------------------------
+def test_every_udp_peer_is_registered_for_the_cli():
+    for name, cls in {"udp-echo": UdpEchoServer, "udp-sum": UdpSumServer, "udp-lossy": LossyUdpServer, "udp-chat": UdpChatPeer}.items():
+        assert REGISTRY[name] is cls
+
+
+def test_sum_server_answers_each_client_at_its_address():
+    with UdpSumServer() as server, udp_socket("127.0.0.2") as one, udp_socket("127.0.0.3") as two:
+        one.sendto(b'{"A":7,"B":4}', server.address)
+        two.sendto(b"nonsense", server.address)
+        assert one.recvfrom(1024) == (b'{"Sum": 11}', server.address)
+        data, sender = two.recvfrom(1024)
+        assert sender == server.address and "Error" in json.loads(data)
+        assert [e[1] for e in server.events_of("recv")] == [format_address(one.getsockname()), format_address(two.getsockname())]
+
+
+def send_and_wait(server, client, data, count):
+    client.sendto(data, server.address)
+    wait_for(lambda: len(server.received) >= count, 2.0, "the lossy server did not receive the datagram")
+
+
+def test_lossy_server_drops_the_chosen_indices_and_answers_the_rest():
+    with LossyUdpServer(drop=[0, 2]) as server, udp_socket() as client:
+        for i in range(4):
+            send_and_wait(server, client, sum_request(i, 10, id=i), i + 1)
+        replies = [json.loads(client.recvfrom(1024)[0]) for _ in range(2)]
+        client.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            client.recvfrom(1024)
+    assert replies == [{"Sum": 11, "id": 1}, {"Sum": 13, "id": 3}]
+    assert server.dropped == [0, 2] and len(server.received) == 4
+    assert [e[2] for e in server.events_of("drop")] == [sum_request(0, 10, id=0), sum_request(2, 10, id=2)]
+
+
+def test_lossy_server_without_settings_drops_every_third_and_can_echo():
+    with LossyUdpServer(answer="echo") as server, udp_socket() as client:
+        for i in range(6):
+            send_and_wait(server, client, b"x%d" % i, i + 1)
+        assert server.dropped == [2, 5]
+        assert [client.recvfrom(64)[0] for _ in range(4)] == [b"x0", b"x1", b"x3", b"x4"]
+
+
+def test_lossy_server_sends_a_stale_and_a_forged_reply_before_the_real_one():
+    with LossyUdpServer(stray=True, drop=[]) as server, udp_socket() as client:
+        client.sendto(sum_request(40, 2, id=5), server.address)
+        got = [client.recvfrom(1024) for _ in range(3)]
+    (stale, s1), (forged, s2), (real, s3) = got
+    assert s1 == server.address and json.loads(stale) == {"Sum": 1042, "id": 6}
+    assert s2[0] == "127.0.0.3" and s2 != server.address and json.loads(forged) == {"Sum": 43, "id": 5}
+    assert s3 == server.address and json.loads(real) == {"Sum": 42, "id": 5}
+
+
+def test_chat_peer_hears_answers_says_and_hands_lines_to_receive():
+    with UdpChatPeer("127.0.0.2", reply=str.upper) as bot, udp_socket("127.0.0.3") as me:
+        me.sendto("你好 udp".encode(), bot.address)
+        assert me.recvfrom(1024) == ("你好 UDP".encode(), bot.address)
+        assert bot.heard == [("你好 udp", format_address(me.getsockname()))]
+        assert bot.receive(1.0) == ("你好 udp", me.getsockname())
+        bot.say("one", me.getsockname())
+        assert me.recvfrom(1024) == (b"one", bot.address)
+        started = time.monotonic()
+        assert bot.receive(0.1) is None
+        assert time.monotonic() - started < 1.0
+
+
+def test_chat_peer_refuses_to_say_anything_outside_loopback():
+    with UdpChatPeer() as bot:
+        with pytest.raises(Exception, match="not a loopback address"):
+            bot.say("hi", ("192.0.2.1", 9))
+        assert not bot.events_of("send")
+
+
+def test_unused_port_gets_no_answer_and_a_connected_socket_is_refused():
+    nobody = ("127.0.0.1", unused_udp_port())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        assert s.sendto(b"?", nobody) == 1
+        s.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            s.recvfrom(10)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(nobody)
+        s.send(b"?")
+        s.settimeout(1.0)
+        with pytest.raises(ConnectionRefusedError):
+            s.recv(10)
+
+
+def test_recv_truncated_reports_the_cut_and_the_rest_is_lost():
+    with udp_socket() as rx, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(b"0123456789", rx.getsockname())
+        tx.sendto(b"short", rx.getsockname())
+        assert recv_truncated(rx, 4)[:2] == (b"0123", True)
+        assert recv_truncated(rx, 100)[:2] == (b"short", False)
+
+
+def test_learner_thread_stuck_in_recvfrom_is_stopped():
+    with udp_socket() as rx:
+        rx.settimeout(None)
+        run = LearnerThread(rx.recvfrom, 100, name="stuck")
+        with pytest.raises(YourCodeError, match="still running"):
+            run.result(0.1, "still running")
+
+        def poke():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"wake", rx.getsockname())
+
+        run.stop(poke)
+        assert run.done
+
+
+def test_learner_thread_spinning_forever_is_stopped():
+    spin = threading.Event()
+
+    def forever():
+        while True:
+            spin.set()
+            time.sleep(0.01)
+
+    run = LearnerThread(forever)
+    spin.wait(2.0)
+    run.stop()
+    assert run.done
+
+
+# ----------------------------------------------------------------------------------------------
+# Check 1: request_sum
+# ----------------------------------------------------------------------------------------------
+def evidence_of(check, *args):
+    before = len(checks.recorded)
+    check(*args)
+    return checks.recorded[before:]
+
+
+def test_correct_request_sum_passes_every_case_with_the_same_evidence_twice():
+    first = evidence_of(check_request_sum, request_sum, ["drop first", "seeded random drops", *HIDDEN_REQUEST_CASES])
+    second = evidence_of(check_request_sum, request_sum, ["drop first", "seeded random drops", *HIDDEN_REQUEST_CASES])
+    assert first == second
+    cases = {c["case"]: c for c in first[0]["cases"]}
+    assert cases["drop first 2 of 3"] == {"case": "drop first 2 of 3", "a": 123456789, "b": 987654321, "requests_seen": 3, "dropped": [0, 1], "result": 1111111110}
+    assert cases["drop all"]["raised"] == "TimeoutError" and cases["drop all"]["requests_seen"] == 3
+    assert "port" not in json.dumps(first)
+
+
+@pytest.mark.parametrize(
+    "wrong, cases, message",
+    [
+        (request_once, ["drop first"], "raised TimeoutError after sending 1 request(s), but the server only dropped the 1st on purpose"),
+        (request_without_timeout, ["drop first"], "did not return within 1.90 s; it must give up with TimeoutError after 3 attempts"),
+        (request_forever, ["drop all"], "did not return within 1.45 s"),
+        (request_first_reply, ["stray replies"], "returned 1042; expected 42"),
+        (request_leaking, ["drop first"], "left 1 socket(s) open"),
+    ],
+)
+def test_classic_request_bugs_fail_with_their_message(wrong, cases, message):
+    started = time.monotonic()
+    with pytest.raises(YourCodeError) as info:
+        check_request_sum(wrong, cases)
+    assert message in str(info.value)
+    assert time.monotonic() - started < 4.0
+    assert not [t for t in threading.enumerate() if t.name.startswith("learner-") and t.is_alive()]
+    for kept in KEPT:
+        kept.close()
+
+
+def test_request_forever_passes_the_visible_check_but_not_the_hidden_ones():
+    check_request_sum(request_forever)  # drop first: it gets the second reply
+    with pytest.raises(YourCodeError):
+        check_request_sum(request_forever, HIDDEN_REQUEST_CASES)
+
+
+def test_a_request_that_gives_up_too_early_is_told_to_wait():
+    def impatient(server, a, b, *, timeout=0.3, attempts=3):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.01)
+            for _ in range(attempts):
+                sock.sendto(sum_request(a, b, 1), server)
+                try:
+                    return json.loads(sock.recvfrom(1024)[0])["Sum"]
+                except TimeoutError:
+                    pass
+            raise TimeoutError
+
+    with pytest.raises(YourCodeError, match="gave up after"):
+        check_request_sum(impatient, ["drop all"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Check 2: serve_sums
+# ----------------------------------------------------------------------------------------------
+def test_correct_server_passes_every_case_with_the_same_evidence_twice():
+    first = evidence_of(check_sum_server, serve_sums, ["two clients", *HIDDEN_SERVER_CASES])
+    second = evidence_of(check_sum_server, serve_sums, ["two clients", *HIDDEN_SERVER_CASES])
+    assert first == second
+    cases = {c["case"]: c for c in first[0]["cases"]}
+    assert ["127.0.0.3", '{"A": 7, "B": 4}', {"Sum": 11}] in cases["three clients"]["served"]
+    assert cases["fewer datagrams than n"]["raised_timeout"] is True
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (serve_first_client, "replies, but none to the client at 127.0.0.3:"),
+        (serve_without_encode, "raised TypeError"),
+        (serve_forever, "it answered all 4 datagrams, so its loop should end there"),
+        (serve_without_close, "returned but left its socket open"),
+        (serve_from_new_socket, "not from your server's address"),
+    ],
+)
+def test_classic_server_bugs_fail_with_their_message(wrong, message):
+    with pytest.raises(YourCodeError) as info:
+        check_sum_server(wrong)
+    assert message in str(info.value)
+    assert not [t for t in threading.enumerate() if t.name.startswith("learner-") and t.is_alive()]
+
+
+def test_wrong_address_message_names_the_client_that_got_too_much():
+    started = time.monotonic()
+    with pytest.raises(YourCodeError) as info:
+        check_sum_server(serve_first_client)
+    text = str(info.value)
+    assert text.startswith("your server at 127.0.0.1:") and "sent all its 4 replies, but none to the client at 127.0.0.3:" in text
+    assert "did serve_sums call sendto with the address recvfrom returned" in text and "127.0.0.2 got 4 for its 2" in text
+    assert time.monotonic() - started < 1.5  # all replies seen: no need to wait out the deadline
+
+
+def test_a_server_that_answers_nobody_is_reported_after_the_deadline():
+    def answers_nobody(sock, n, timeout=2.0):
+        with sock:
+            sock.settimeout(timeout)
+            for _ in range(n):
+                sock.recvfrom(65535)
+
+    with pytest.raises(YourCodeError, match=r"^no reply from your server at 127\.0\.0\.1:\d+ within 0\.5 s to the client at 127\.0\.0\.2:"):
+        check_sum_server(answers_nobody, reply_within=0.5)
+
+
+def test_server_without_timeout_is_caught_when_fewer_datagrams_come():
+    def no_timeout(sock, n, timeout=2.0):
+        with sock:
+            for _ in range(n):
+                data, client = sock.recvfrom(65535)
+                sock.sendto(sum_reply(data), client)
+
+    with pytest.raises(YourCodeError, match="it got only 1 of 3 datagrams, so it should raise TimeoutError"):
+        check_sum_server(no_timeout, ["fewer datagrams than n"])
+
+
+def test_server_that_ignores_malformed_requests_is_caught():
+    def crashes_on_bad_json(sock, n, timeout=2.0):
+        with sock:
+            sock.settimeout(timeout)
+            for _ in range(n):
+                data, client = sock.recvfrom(65535)
+                request = json.loads(data)
+                sock.sendto(json.dumps({"Sum": request["A"] + request["B"], "id": request.get("id")}).encode(), client)
+
+    with pytest.raises(YourCodeError, match="raised JSONDecodeError"):
+        check_sum_server(crashes_on_bad_json, ["malformed requests"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Check 3: ChatPeer
+# ----------------------------------------------------------------------------------------------
+def test_correct_chat_peer_passes_every_case_with_the_same_evidence_twice():
+    first = evidence_of(check_chat_peer, ChatPeer, ["hello", *HIDDEN_CHAT_CASES])
+    second = evidence_of(check_chat_peer, ChatPeer, ["hello", *HIDDEN_CHAT_CASES])
+    assert first == second
+    cases = {c["case"]: c for c in first[0]["cases"]}
+    assert cases["unicode"]["received"] == [["收到：你好，UDP！", "reference peer"]]
+    assert cases["three lines"]["received"] == [["one", "reference peer"], ["two", "reference peer"], ["three", "reference peer"]]
+
+
+@pytest.mark.parametrize(
+    "wrong, cases, message",
+    [
+        (ChatPeerWithoutDecode, ["hello"], "(bytes); decode the datagram"),
+        (ChatPeerWithoutTimeout, ["nothing waiting"], "receive(0.2) did not return within 1.2 s"),
+        (ChatPeerSendingFromNewSocket, ["hello"], "not from the peer's own address"),
+        (ChatPeerWithoutClose, ["hello"], "after close() left 1 socket(s) open"),
+    ],
+)
+def test_classic_chat_bugs_fail_with_their_message(wrong, cases, message):
+    with pytest.raises(YourCodeError) as info:
+        check_chat_peer(wrong, cases)
+    assert message in str(info.value)
+    assert not [t for t in threading.enumerate() if t.name.startswith("learner-") and t.is_alive()]
+
+
+def test_blank_exercises_fail_fast_with_not_implemented():
+    def blank(*args, **kwargs):
+        raise NotImplementedError()
+
+    started = time.monotonic()
+    for check, cases in [(check_request_sum, HIDDEN_REQUEST_CASES), (check_sum_server, HIDDEN_SERVER_CASES), (check_chat_peer, HIDDEN_CHAT_CASES)]:
+        with pytest.raises(NotImplementedError):
+            check(blank, cases)
+    assert time.monotonic() - started < 2.0

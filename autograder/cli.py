@@ -142,20 +142,33 @@ def grade(args) -> int:
     (state / "runs").mkdir(parents=True, exist_ok=True)
     os.chmod(state / "runs", 0o711)
 
-    # the gradebook knows each assignment (nbgrader's generate_assignment, with the course config)
+    # the gradebook knows each assignment (nbgrader's generate_assignment, with the course config);
+    # done in the background while the first kernels run: no grade is stored before it is ready
     import nbformat
 
-    for a in assignments:
-        cells = {}
-        for nbname, path in a.source.items():
-            nb = nbformat.read(path, as_version=4)
-            cells[nbname] = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"].get("points", 0))
-                             for c in nb.cells if gr.asm.meta(c).get("grade")}
-        if not gbk.assignment_is_current(url, a.name, cells):
-            try:
-                gbk.add_assignment(root, cfg["source"], a.name, url)
-            except RuntimeError as exc:
-                raise Fatal(str(exc)) from None
+    prep_error: list[str] = []
+
+    def prepare_gradebook() -> None:
+        for a in assignments:
+            cells = {}
+            for nbname, path in a.source.items():
+                nb = nbformat.read(path, as_version=4)
+                cells[nbname] = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"].get("points", 0))
+                                 for c in nb.cells if gr.asm.meta(c).get("grade")}
+            if not gbk.assignment_is_current(url, a.name, cells):
+                try:
+                    gbk.add_assignment(root, cfg["source"], a.name, url)
+                except Exception as exc:
+                    prep_error.append(str(exc))
+                    return
+
+    prep = threading.Thread(target=prepare_gradebook, name="gradebook", daemon=True)
+    prep.start()
+
+    def gradebook_ready() -> None:
+        prep.join()
+        if prep_error:
+            raise Fatal(prep_error[0])
 
     staging = state / "staging"
     if staging.exists():
@@ -180,6 +193,8 @@ def grade(args) -> int:
             records[(s.assignment, s.student)] = j
         else:
             pending.append(s)
+    if records:
+        gradebook_ready()
     for s in subs:
         if (s.assignment, s.student) in records:
             gbk.store(url, records[(s.assignment, s.student)], s.timestamp)
@@ -197,6 +212,13 @@ def grade(args) -> int:
             return fn(*a, slot)
         finally:
             slots.put(slot)
+
+    unstored: list[tuple[dict, str | None]] = []
+
+    def store_pending() -> None:
+        while unstored:
+            record, ts = unstored.pop(0)
+            gbk.store(url, record, ts)
 
     refs: dict[str, Future] = {}
     with ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="grader") as pool:
@@ -227,7 +249,11 @@ def grade(args) -> int:
                         progress.advance(f"{s.student} {s.assignment}: grader error")
                         continue
                     records[(s.assignment, s.student)] = record
-                    gbk.store(url, record, s.timestamp)
+                    if not prep.is_alive():
+                        gradebook_ready()
+                        store_pending()
+                    else:
+                        unstored.append((record, s.timestamp))
                     progress.advance(f"{s.student} {s.assignment} {record['score']:g}/{record['max_score']:g}")
                 progress.draw()
         except BaseException:
@@ -235,6 +261,8 @@ def grade(args) -> int:
                 f.cancel()
             raise
     progress.finish()
+    gradebook_ready()
+    store_pending()
 
     students = sorted({s.student for s in subs})
     gbk.export(url, args.out, [a.name for a in assignments], students)

@@ -292,6 +292,11 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
             entry["limit"] = run.stopped.limit
             entry["reason"] = run.stopped.reason
             result["limits"].append(run.stopped.limit)
+        for r in run.runs.values():  # limits hit in any cell, graded or not
+            if r.status == "timeout":
+                result["limits"].append("cell-timeout")
+            if r.error.startswith("MemoryError"):
+                result["limits"].append("memory")
         for i, cell in enumerate(run.nb.cells):
             if not asm.is_graded_test(cell):
                 continue
@@ -306,10 +311,6 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
                 continue
             kernel_passed = r.status == "ok" and not r.error
             ok, flag = verify.judge(kernel_passed, r.evidence, refnb["evidence"].get(gid))
-            if r.status == "timeout":
-                result["limits"].append("cell-timeout")
-            if r.error.startswith("MemoryError"):
-                result["limits"].append("memory")
             if flag:
                 result["flags"].append(f"{gid}: {flag}")
             if ok:

@@ -57,6 +57,11 @@ class SandboxUnavailable(RuntimeError):
 
 
 def tool(name: str) -> str | None:
+    """Path of a sandbox tool; AUTOGRADER_<NAME> overrides it (the tests use it to play a machine
+    without bwrap)."""
+    override = os.environ.get(f"AUTOGRADER_{name.upper()}")
+    if override is not None:
+        return override if os.access(override, os.X_OK) else None
     return shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/bin/{name}") if os.path.exists(p)), None)
 
 

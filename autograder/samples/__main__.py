@@ -1,0 +1,5 @@
+import sys
+
+from autograder.samples import main
+
+sys.exit(main())

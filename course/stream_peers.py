@@ -1,0 +1,721 @@
+"""Reference peers for a byte stream, and the checks of assignment 06 built on them.
+
+A TCP receiver must cope with whatever cut of the stream recv() hands it. These peers make the
+awkward cuts happen on purpose, on real loopback connections:
+
+- `ChunkedSender` ("stream-chunks"): sends its payload in chunks, one send() per chunk with
+  TCP_NODELAY (so Nagle's algorithm does not glue them back together), and after each chunk waits
+  until the TCP flow has moved it: until the reader's kernel acknowledged it (SIOCOUTQ == 0), or,
+  when the check gave it the reader's socket, until the reader has recv()'d it (FIONREAD == 0).
+  `OneByteSender` ("stream-one-byte") and `RandomChunkSender` ("stream-random-chunks", seeded)
+  are its two adversarial settings; `close_after` makes it close in the middle of a message.
+- `CoalescingSender` ("stream-coalesce"): many framed messages in a single write.
+- `MidMessageCloser` ("stream-close-mid-message"): half a message, then close.
+- `NeverReader` ("stream-never-reads"): accepts and never reads, so the buffers fill up.
+- `SlowReader` ("stream-slow-reader"): reads a few bytes at a time, once its gate opens.
+- `MessageCollector` ("stream-framed-echo"): decodes length-prefixed messages, records them and
+  sends each back framed.
+
+The check functions (`check_recv_exactly`, `check_messages`, `check_line_splitter`,
+`check_sendall_nonblocking`) run a learner's code against them with deadlines and raise
+YourCodeError with one sentence to act on; each records its evidence (inputs and what the peers
+saw, never ports or timings).
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import socket
+import threading
+import time
+from typing import Callable
+
+from course import buffers, framing
+from course.checks import call_with_deadline, record_evidence
+from course.deadline import Deadline, wait_for
+from course.errors import PeerError, YourCodeError
+from course.framing import IncompleteMessage, LineTooLong
+from course.serving import Address, TcpServer, register
+
+PACE_LIMIT = 0.5  # seconds a sender waits at most for one chunk to be read or acknowledged
+PACE_POLL = 0.0005
+
+DEFAULT_LINES = b"three sends\nmay arrive\nas one recv\n"
+
+
+def chunk_sizes(mode: str, length: int, seed: int = 0, max_chunk: int = 7) -> list[int]:
+    """The chunk sizes a sender uses: 'whole', 'one-byte', or 'random' (1..max_chunk, seeded)."""
+    if mode == "whole":
+        return [length] if length else []
+    if mode == "one-byte":
+        return [1] * length
+    if mode == "random":
+        rng = random.Random(seed)
+        sizes, total = [], 0
+        while total < length:
+            size = min(rng.randint(1, max_chunk), length - total)
+            sizes.append(size)
+            total += size
+        return sizes
+    raise ValueError(f"chunking must be 'whole', 'one-byte' or 'random', not {mode!r}")
+
+
+def seeded_bytes(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# Senders
+# ----------------------------------------------------------------------------------------------
+@register("stream-chunks")
+class ChunkedSender(TcpServer):
+    """Sends its payload in chunks, one send() per chunk, paced by the TCP flow, then closes."""
+
+    chunking = "whole"
+
+    def __init__(
+        self,
+        payload: bytes = DEFAULT_LINES,
+        chunking: str | None = None,
+        seed: int = 0,
+        max_chunk: int = 7,
+        close_after: int | None = None,
+        keep_open: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
+        super().__init__(host, port)
+        self.payload = bytes(payload)
+        self.chunking = chunking or self.chunking
+        self.seed, self.max_chunk = seed, max_chunk
+        self.close_after = close_after  # close after this many bytes (mid-message), None: send all
+        self.keep_open = keep_open  # after the payload, keep the connection open until closed
+        self.reader: socket.socket | None = None  # the reading end, when the check holds it
+        self.reader_done = threading.Event()  # set by a check when the learner's call returned
+        self.chunks_sent: list[int] = []
+
+    def handle_connection(self, conn: socket.socket, addr: Address) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = self.payload if self.close_after is None else self.payload[: self.close_after]
+        for size in self.sizes(len(data)):
+            chunk, data = data[:size], data[size:]
+            conn.sendall(chunk)
+            self.chunks_sent.append(size)
+            self.record("send", chunk)
+            self.pace(conn)
+        if self.keep_open and self.close_after is None:
+            while not self._stop.wait(0.05):
+                pass
+        self.record("closing", len(self.payload) if self.close_after is None else self.close_after)
+
+    def sizes(self, length: int) -> list[int]:
+        return chunk_sizes(self.chunking, length, self.seed, self.max_chunk)
+
+    def pace(self, conn: socket.socket) -> None:
+        """Wait (at most PACE_LIMIT) until the chunk has been read by the reader the check gave
+        us, or else acknowledged by the peer's kernel."""
+        deadline = Deadline(PACE_LIMIT)
+        while not deadline.expired() and not self._stop.is_set():
+            try:
+                reader = self.reader
+                if reader is not None:
+                    if self.reader_done.is_set() or buffers.recv_queue(reader) == 0:
+                        return
+                elif buffers.send_queue(conn) == 0:
+                    return
+            except OSError as exc:
+                if exc.errno == 22 and reader is not None and reader.fileno() != -1:
+                    pass  # the reader is not connected yet: wait for it
+                else:
+                    return  # a socket was closed: nobody is waiting for us any more
+            except ValueError:
+                return
+            time.sleep(PACE_POLL)
+
+
+@register("stream-one-byte")
+class OneByteSender(ChunkedSender):
+    """Sends its payload one byte per send(), each after the previous one was read or acknowledged."""
+
+    chunking = "one-byte"
+
+
+@register("stream-random-chunks")
+class RandomChunkSender(ChunkedSender):
+    """Sends its payload in seeded random chunks of 1 to 7 bytes, one send() each."""
+
+    chunking = "random"
+
+
+@register("stream-coalesce")
+class CoalescingSender(ChunkedSender):
+    """Sends many length-prefixed messages in one single write, then closes."""
+
+    def __init__(self, messages: list[bytes] | None = None, host: str = "127.0.0.1", port: int = 0, **kw):
+        self.messages = [b"message %d" % i for i in range(20)] if messages is None else list(messages)
+        super().__init__(framing.encode_messages(self.messages), chunking="whole", host=host, port=port, **kw)
+
+
+@register("stream-close-mid-message")
+class MidMessageCloser(ChunkedSender):
+    """Sends the first half of a length-prefixed message, then closes the connection."""
+
+    def __init__(self, message: bytes = b"this message is cut in the middle", host: str = "127.0.0.1", port: int = 0, **kw):
+        frame = framing.encode_message(message)
+        kw.setdefault("close_after", len(frame) // 2)
+        super().__init__(frame, host=host, port=port, **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# Readers
+# ----------------------------------------------------------------------------------------------
+@register("stream-never-reads")
+class NeverReader(TcpServer):
+    """Accepts connections and never reads from them, so the sender's buffers fill up."""
+
+    def __init__(self, rcvbuf: int | None = None, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
+        self.rcvbuf = rcvbuf
+        self.connections: list[socket.socket] = []
+
+    def setup(self, sock: socket.socket) -> None:
+        if self.rcvbuf is not None:  # before listen: accepted sockets inherit it
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        super().setup(sock)
+
+    def handle_connection(self, conn: socket.socket, addr: Address) -> None:
+        self.connections.append(conn)
+        while not self._stop.wait(0.05):
+            pass
+
+    def queued(self) -> int:
+        """Bytes waiting, unread, in the receive queues of its connections."""
+        total = 0
+        for c in list(self.connections):
+            try:
+                total += buffers.recv_queue(c)
+            except (OSError, ValueError):
+                pass
+        return total
+
+
+@register("stream-slow-reader")
+class SlowReader(TcpServer):
+    """Reads `chunk` bytes per recv(), pausing `pause` s between reads, once its gate opens."""
+
+    def __init__(
+        self,
+        chunk: int = 1024,
+        pause: float = 0.01,
+        rcvbuf: int | None = 4096,
+        gate: Callable[[], bool] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
+        super().__init__(host, port)
+        self.chunk, self.pause, self.rcvbuf, self.gate = chunk, pause, rcvbuf, gate
+        self.received = bytearray()
+        self.recv_sizes: list[int] = []
+        self.eof = threading.Event()
+
+    def setup(self, sock: socket.socket) -> None:
+        if self.rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        super().setup(sock)
+
+    def handle_connection(self, conn: socket.socket, addr: Address) -> None:
+        if self.gate is not None:
+            deadline = Deadline(self.io_timeout)
+            while not self.gate() and not deadline.expired() and not self._stop.is_set():
+                time.sleep(PACE_POLL)
+        while True:
+            data = self.recv_or_stop(conn, self.chunk)
+            if not data:
+                self.eof.set()
+                return
+            self.received += data
+            self.recv_sizes.append(len(data))
+            if self.pause:
+                self._stop.wait(self.pause)
+
+
+@register("stream-framed-echo")
+class MessageCollector(TcpServer):
+    """Decodes length-prefixed messages ('!I' header), records each one and sends it back framed."""
+
+    def __init__(self, echo: bool = True, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
+        self.echo = echo
+        self.messages: list[bytes] = []
+        self.errors: list[str] = []
+        self.eof = threading.Event()
+
+    def handle_connection(self, conn: socket.socket, addr: Address) -> None:
+        decoder = framing.MessageDecoder()
+        try:
+            while True:
+                data = self.recv_or_stop(conn)
+                if not data:
+                    decoder.end_of_stream()
+                    return
+                for message in decoder.feed(data):
+                    self.messages.append(message)
+                    self.record("message", message)
+                    if self.echo:
+                        conn.sendall(framing.encode_message(message))
+        except (framing.FramingError, IncompleteMessage) as exc:
+            self.errors.append(str(exc))
+            self.record("error", str(exc))
+        finally:
+            self.eof.set()
+
+
+# ----------------------------------------------------------------------------------------------
+# Running a learner's receiving function against a sender
+# ----------------------------------------------------------------------------------------------
+def connect(peer: TcpServer, timeout: float = 2.0, sndbuf: int | None = None) -> socket.socket:
+    """A client socket connected to `peer`, with a timeout on every operation. A ChunkedSender is
+    told, before the connection exists, that this socket is its reader (so it paces by it)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in peer.host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if isinstance(peer, ChunkedSender):
+            peer.reader = sock
+        if sndbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        sock.settimeout(timeout)
+        sock.connect(peer.address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _outcome(call: Callable[[], object], timeout: float, name: str) -> dict:
+    """Run call() with a deadline; {'returned': value} or {'raised': ExceptionType}.
+    NotImplementedError and YourCodeError propagate."""
+    try:
+        return {"returned": call_with_deadline(call, timeout=timeout, name=name)}
+    except (NotImplementedError, YourCodeError):
+        raise
+    except Exception as exc:
+        return {"raised": type(exc).__name__, "error": exc}
+
+
+def _describe(outcome: dict) -> str:
+    if "raised" in outcome:
+        return f"raised {outcome['raised']}: {outcome['error']}"
+    return f"returned {outcome['returned']!r}"
+
+
+def _short(data: bytes, limit: int = 40) -> str:
+    return repr(data) if len(data) <= limit else f"{data[:limit]!r}... ({len(data)} bytes)"
+
+
+def _plain_outcome(outcome: dict) -> dict:
+    return {k: v for k, v in outcome.items() if k != "error"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Check: recv_exactly
+# ----------------------------------------------------------------------------------------------
+RECV_CASES_BASIC = [
+    # (name, payload, n, chunking, close_after)
+    ("whole", b"hello, world!NEXT", 13, "whole", None),
+    ("one-byte", b"abcdefghijNEXT", 10, "one-byte", None),
+    ("closes-mid-message", b"12345678", 8, "one-byte", 3),
+]
+
+
+def recv_cases_hard() -> list[tuple]:
+    return [
+        ("one-byte", b"the quick brown fox jumps over the lazy dog" + b"NEXT", 43, "one-byte", None),
+        ("random-chunks", seeded_bytes(3000, 6) + b"NEXT", 3000, "random", None),
+        ("large-whole", seeded_bytes(300_000, 7) + b"NEXT", 300_000, "whole", None),
+        ("zero-bytes", b"NEXT", 0, "whole", None),
+        ("closes-before-any-byte", b"0123456789", 10, "whole", 0),
+        ("closes-mid-message", seeded_bytes(500, 8), 500, "random", 321),
+        ("closes-one-byte-short", b"0123456789", 10, "one-byte", 9),
+    ]
+
+
+def check_recv_exactly(recv_exactly: Callable, hard: bool = False, timeout: float = 1.5) -> None:
+    """The learner's recv_exactly(sock, n) must return exactly n bytes whatever the chunking, not
+    read past them, and raise IncompleteMessage when the peer closes first."""
+    cases = recv_cases_hard() if hard else RECV_CASES_BASIC
+    evidence = []
+    try:
+        for name, payload, n, chunking, close_after in cases:
+            evidence.append(_one_recv_exactly_case(recv_exactly, name, payload, n, chunking, close_after, timeout))
+    finally:
+        record_evidence("recv_exactly" + ("-hard" if hard else ""), cases=evidence)
+
+
+def _one_recv_exactly_case(recv_exactly, name, payload, n, chunking, close_after, timeout) -> dict:
+    rest = payload[n:]
+    with ChunkedSender(payload, chunking=chunking, seed=n, close_after=close_after, keep_open=close_after is None) as peer:
+        with connect(peer) as sock:
+            try:
+                outcome = _outcome(lambda: recv_exactly(sock, n), timeout, "recv_exactly")
+            finally:
+                peer.reader_done.set()
+            call = f"recv_exactly(sock, {n}) against a peer sending {len(payload)} bytes in {chunking} chunks"
+            case = {"case": name, "n": n, **_plain_outcome(outcome)}
+            if close_after is not None:
+                call += f" that closes after {close_after} bytes"
+                if outcome.get("raised") != "IncompleteMessage":
+                    raise YourCodeError(
+                        f"{call} {_describe(outcome)}; when recv() returns b'' before n bytes came, raise "
+                        f"IncompleteMessage(n, data) (from course.framing), never return part of the message"
+                    )
+                return case
+            if "raised" in outcome:
+                raise YourCodeError(f"{call} {_describe(outcome)}; keep calling recv() until you have n bytes")
+            got = outcome["returned"]
+            if not isinstance(got, (bytes, bytearray)):
+                raise YourCodeError(f"{call} returned {got!r} (a {type(got).__name__}); it should return bytes")
+            if bytes(got) != payload[:n]:
+                raise YourCodeError(
+                    f"{call} returned {_short(bytes(got))} ({len(got)} bytes); expected {_short(payload[:n])} "
+                    f"({n} bytes): one recv() returns only what has arrived so far, so loop until you have n bytes"
+                )
+            if rest:
+                sock.settimeout(timeout)
+                try:
+                    after = framing.recv_exactly(sock, len(rest))
+                except (IncompleteMessage, OSError):
+                    after = None
+                if after != rest:
+                    raise YourCodeError(
+                        f"{call} returned the right {n} bytes but the next {len(rest)} bytes on the stream were lost; "
+                        f"ask recv() for at most the bytes still missing (n - len(data))"
+                    )
+                case["next_bytes_intact"] = True
+            case["returned"] = digest(bytes(got)) if n > 64 else bytes(got)
+            return case
+
+
+# ----------------------------------------------------------------------------------------------
+# Check: send_message / recv_message
+# ----------------------------------------------------------------------------------------------
+def check_messages(send_message: Callable, recv_message: Callable, hard: bool = False, timeout: float = 2.0) -> None:
+    """Length-prefixed messages both ways: the learner's send_message must be decoded by the
+    reference, the learner's recv_message must decode the reference peers whatever the chunking."""
+    evidence: list[dict] = []
+    try:
+        if not hard:
+            _check_sending(send_message, [b"hello", b"", "é".encode() * 100], evidence, timeout)
+            _check_receiving(recv_message, "whole", [b"one", b"two", b"three"], evidence, timeout)
+        else:
+            rng = random.Random(606)
+            many = [rng.randbytes(rng.choice([0, 1, 3, 17, 200])) for _ in range(200)]
+            _check_sending(send_message, [seeded_bytes(1_000_000, 9), b"", b"end"], evidence, timeout, sndbuf=4096)
+            _check_receiving(recv_message, "coalesced", many, evidence, timeout)
+            _check_receiving(recv_message, "one-byte", [b"ab", b"", b"cd" * 5], evidence, timeout)
+            _check_receiving(recv_message, "random", [seeded_bytes(300_000, 10), b"x"], evidence, timeout, max_chunk=40_000)
+            _check_receiving(recv_message, "one-byte", [b"complete", b"cut short"], evidence, timeout, close_after=12 + 4 + 2)
+            _check_receiving(recv_message, "one-byte", [b"complete", b"cut in its header"], evidence, timeout, close_after=12 + 2)
+    finally:
+        record_evidence("messages" + ("-hard" if hard else ""), cases=evidence)
+
+
+def _check_sending(send_message, messages, evidence, timeout, sndbuf=None) -> None:
+    with MessageCollector(echo=False) as peer:
+        with connect(peer, sndbuf=sndbuf) as sock:
+            for message in messages:
+                outcome = _outcome(lambda: send_message(sock, message), timeout, "send_message")
+                if "raised" in outcome:
+                    if peer.errors:
+                        break  # the peer gave up on our bytes and closed: its reason is the useful one
+                    raise YourCodeError(f"send_message(sock, {_short(message)}) {_describe(outcome)}; send the 4-byte header, then the payload, with sendall()")
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the peer already closed (it could not decode us): reported below
+            wait_for(
+                lambda: peer.eof.is_set(),
+                timeout,
+                lambda: f"the reference peer decoded {len(peer.messages)} of your {len(messages)} messages within {timeout} s and is still waiting for more bytes; did send_message send the whole payload (sendall, not send)?",
+            )
+    if peer.errors:
+        raise YourCodeError(
+            f"the reference peer could not decode what send_message sent: {peer.errors[0]}; send struct.pack('!I', len(payload)) + payload, all of it (sendall)"
+        )
+    if peer.messages != messages:
+        got = [_short(m, 20) for m in peer.messages[:4]]
+        want = [_short(m, 20) for m in messages[:4]]
+        raise YourCodeError(
+            f"the reference peer decoded {len(peer.messages)} messages {got} from your send_message calls, expected {len(messages)}: {want}; "
+            f"send struct.pack('!I', len(payload)) + payload"
+        )
+    evidence.append({"case": "send_message", "sizes": [len(m) for m in messages], "decoded": [digest(m) for m in peer.messages]})
+
+
+def _check_receiving(recv_message, chunking, messages, evidence, timeout, close_after=None, max_chunk=7) -> None:
+    stream = framing.encode_messages(messages)
+    mode = "whole" if chunking == "coalesced" else chunking
+    cut = close_after is not None
+    expected_complete = len(framing.MessageDecoder().feed(stream[:close_after])) if cut else len(messages)
+    how = "in one write" if chunking in ("whole", "coalesced") else f"in {chunking} chunks"
+    peer_desc = f"a peer sending {len(messages)} messages ({len(stream)} bytes) {how}"
+    if cut:
+        peer_desc += f" and closing after {close_after} bytes"
+    with ChunkedSender(stream, chunking=mode, seed=len(stream), max_chunk=max_chunk, close_after=close_after) as peer:
+        with connect(peer) as sock:
+            got = []
+            try:
+                for i in range(expected_complete + 1):
+                    outcome = _outcome(lambda: recv_message(sock), timeout, "recv_message")
+                    if i < expected_complete:
+                        if "raised" in outcome:
+                            raise YourCodeError(f"call {i + 1} of recv_message(sock) against {peer_desc} {_describe(outcome)}; expected message {i + 1}, {_short(messages[i])}: unpack the 4-byte header with '!I' (big-endian), then recv_exactly that many bytes")
+                        value = outcome["returned"]
+                        if not isinstance(value, (bytes, bytearray)) or bytes(value) != messages[i]:
+                            raise YourCodeError(
+                                f"call {i + 1} of recv_message(sock) against {peer_desc} returned {_short(value) if isinstance(value, bytes) else repr(value)}; "
+                                f"expected {_short(messages[i])}: read the 4-byte header with recv_exactly, unpack it with '!I', then recv_exactly that many bytes"
+                            )
+                        got.append(digest(bytes(value)))
+                    elif cut:
+                        if outcome.get("raised") != "IncompleteMessage":
+                            raise YourCodeError(
+                                f"recv_message(sock) against {peer_desc} {_describe(outcome)} after the {expected_complete} complete message(s); "
+                                f"a message cut short must raise IncompleteMessage, never be returned in part"
+                            )
+                        got.append("IncompleteMessage")
+                    else:
+                        if outcome.get("returned", "x") is not None:
+                            raise YourCodeError(
+                                f"recv_message(sock) against {peer_desc} {_describe(outcome)} after the last message, when the peer had closed cleanly; "
+                                f"return None when the connection ends before the first byte of a header"
+                            )
+                        got.append(None)
+            finally:
+                peer.reader_done.set()
+    evidence.append({"case": f"recv_message-{chunking}" + ("-cut" if cut else ""), "count": len(messages), "got": got})
+
+
+# ----------------------------------------------------------------------------------------------
+# Check: LineSplitter (no sockets)
+# ----------------------------------------------------------------------------------------------
+LINE_CASES_BASIC = [
+    # (max_line, chunks)
+    (1024, [b"hel", b"lo\nwor", b"ld\n\nx"]),
+    (1024, [bytes([b]) for b in b"a\nbc\n\nd"]),
+    (1024, [b"one\ntwo\nthree\n"]),
+    (5, [b"12345\n", b"123", b"45\n"]),
+    (5, [b"ok\n123456"]),
+    (5, [b"1234", b"56789\n"]),
+]
+
+
+def _run_splitter(cls, max_line: int, chunks: list[bytes]) -> list:
+    """What a splitter does with these chunks: after each feed, (lines, pending) or 'LineTooLong'."""
+    splitter = cls(max_line=max_line)
+    trace = []
+    for chunk in chunks:
+        try:
+            lines = splitter.feed(chunk)
+        except LineTooLong:
+            trace.append("LineTooLong")
+            return trace
+        trace.append((list(lines) if isinstance(lines, (list, tuple)) else lines, splitter.pending))
+    return trace
+
+
+def _compare_splitter(cls, max_line: int, chunks: list[bytes]) -> list:
+    expected = _run_splitter(framing.LineSplitter, max_line, chunks)
+    try:
+        got = call_with_deadline(lambda: _run_splitter(cls, max_line, chunks), timeout=2.0, name="LineSplitter")
+    except (NotImplementedError, YourCodeError):
+        raise
+    except Exception as exc:
+        raise YourCodeError(
+            f"LineSplitter(max_line={max_line}) fed {chunks!r} raised {type(exc).__name__}: {exc}; expected {expected!r}"
+        ) from exc
+    if got != expected:
+        step = next(i for i, (a, b) in enumerate(zip(got + [None] * len(expected), expected)) if a != b)
+        raise YourCodeError(
+            f"LineSplitter(max_line={max_line}) fed the chunks {chunks[: step + 1]!r}: after feed #{step + 1} it gave "
+            f"{got[step] if step < len(got) else 'nothing'!r}, expected {expected[step]!r} (lines returned, then .pending); "
+            f"keep the unfinished tail in .pending and put it in front of the next chunk, and raise LineTooLong once a line passes max_line"
+        )
+    return expected
+
+
+def check_line_splitter(cls: type, hard: bool = False, examples: int = 300) -> None:
+    """The learner's LineSplitter must give, feed after feed, the reference's lines and pending tail,
+    and raise LineTooLong at the same feed as the reference."""
+    _compare_splitter(cls, 1024, [b"a\n"])  # fail fast (NotImplementedError, a crash) before anything else
+    if not hard:
+        traces = [_compare_splitter(cls, m, chunks) for m, chunks in LINE_CASES_BASIC]
+        record_evidence("line-splitter", cases=[{"max_line": m, "chunks": c, "trace": t} for (m, c), t in zip(LINE_CASES_BASIC, traces)])
+        return
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    checked = {"examples": 0, "raised": 0}
+
+    @st.composite
+    def streams(draw):
+        lines = draw(st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=8))
+        data = b"".join(line + b"\n" for line in lines) + draw(st.binary(max_size=10))
+        cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=10)))
+        bounds = [0, *cuts, len(data)]
+        return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(max_line=st.integers(1, 14), chunks=streams())
+    def agrees(max_line, chunks):
+        trace = _compare_splitter(cls, max_line, chunks)
+        checked["examples"] += 1
+        checked["raised"] += trace[-1:] == ["LineTooLong"]
+
+    try:
+        agrees()
+    finally:
+        record_evidence("line-splitter-property", seed="derandomize", examples_requested=examples, all_agreed=checked["examples"] > 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Check: sendall on a non-blocking socket
+# ----------------------------------------------------------------------------------------------
+class CountingSocket(socket.socket):
+    """A real socket that counts what send() did; sendall() is refused (the exercise writes it)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sends = self.short_sends = self.would_block = self.accepted = 0
+
+    @classmethod
+    def wrap(cls, sock: socket.socket) -> "CountingSocket":
+        return cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+
+    def send(self, data, flags: int = 0) -> int:
+        self.sends += 1
+        try:
+            n = super().send(data, flags)
+        except BlockingIOError:
+            self.would_block += 1
+            raise
+        self.accepted += n
+        self.short_sends += n < memoryview(data).nbytes
+        return n
+
+    def sendall(self, data, flags: int = 0) -> None:
+        raise YourCodeError("sendall_nonblocking called sock.sendall(); write the loop yourself with sock.send(), which returns how many bytes it took")
+
+    @property
+    def saw_full_buffer(self) -> bool:
+        return bool(self.short_sends or self.would_block)
+
+
+def _nonblocking_client(peer: TcpServer, sndbuf: int | None) -> CountingSocket:
+    sock = CountingSocket.wrap(connect(peer, sndbuf=sndbuf))
+    sock.setblocking(False)
+    return sock
+
+
+SPIN_ALLOWANCE = 200  # send() calls that find the buffer full, beyond one per successful send
+
+
+def check_sendall_nonblocking(sendall_nonblocking: Callable, hard: bool = False) -> None:
+    """The learner's sendall_nonblocking(sock, data, timeout) must deliver every byte through a
+    slow reader on a non-blocking socket without spinning, and raise TimeoutError at its deadline
+    when the peer never reads."""
+    evidence: list[dict] = []
+    try:
+        if not hard:
+            _sendall_delivers(sendall_nonblocking, seeded_bytes(300_000, 11), evidence, sndbuf=4096)
+        else:
+            _sendall_delivers(sendall_nonblocking, seeded_bytes(1_500_000, 12), evidence, sndbuf=16384, chunk=512)
+            _sendall_delivers(sendall_nonblocking, b"", evidence, sndbuf=4096)
+            _sendall_times_out(sendall_nonblocking, evidence)
+    finally:
+        record_evidence("sendall-nonblocking" + ("-hard" if hard else ""), cases=evidence)
+
+
+def _sendall_delivers(fn, data: bytes, evidence: list, sndbuf: int | None, chunk: int = 4096, timeout: float = 2.0) -> None:
+    box: dict = {}
+    with SlowReader(chunk=chunk, pause=0, rcvbuf=4096, gate=lambda: box.get("done") or ("sock" in box and box["sock"].saw_full_buffer)) as peer:
+        sock = box["sock"] = _nonblocking_client(peer, sndbuf)
+        with sock:
+            call = f"sendall_nonblocking(sock, <{len(data)} bytes>, timeout={timeout}) to a slow reader"
+            try:
+                outcome = _outcome(lambda: fn(sock, data, timeout), timeout + 1.0, "sendall_nonblocking")
+            finally:
+                box["done"] = True
+            if "raised" in outcome:
+                raise YourCodeError(
+                    f"{call} {_describe(outcome)} after send() took {sock.accepted} bytes; when send() raises BlockingIOError, "
+                    f"wait with select/selectors until the socket is writable, then send the rest"
+                )
+            if sock.getblocking() or sock.gettimeout() != 0.0:
+                raise YourCodeError(f"{call} left the socket in blocking mode (timeout {sock.gettimeout()}); the exercise is to do it without blocking: keep sock non-blocking")
+            successful = sock.sends - sock.would_block
+            if sock.would_block > successful + SPIN_ALLOWANCE:
+                raise YourCodeError(
+                    f"{call} called send() {sock.sends} times, {sock.would_block} of them on a full buffer; "
+                    f"wait with select/selectors until the socket is writable instead of retrying in a loop"
+                )
+            sock.shutdown(socket.SHUT_WR)
+            wait_for(lambda: peer.eof.is_set(), timeout, lambda: f"the slow reader got {len(peer.received)} of {len(data)} bytes and no end of stream within {timeout} s")
+    received = bytes(peer.received)
+    if received != data:
+        raise YourCodeError(
+            f"{call} returned, but the reader received {len(received)} bytes (digest {digest(received)}) instead of the {len(data)} sent "
+            f"(digest {digest(data)}); send() may take only part of the data: send the rest, data[sent:], never the start again"
+        )
+    evidence.append(
+        {"case": "delivers", "bytes": len(data), "received_digest": digest(received), "buffer_was_full": sock.saw_full_buffer if data else None}
+    )
+    if data and not sock.saw_full_buffer:
+        raise PeerError(f"the slow reader let {len(data)} bytes through without ever filling the send buffer; the check cannot test partial sends")
+
+
+def _sendall_times_out(fn, evidence: list, deadline: float = 0.5) -> None:
+    data = seeded_bytes(8_000_000, 13)
+    with NeverReader(rcvbuf=4096) as peer:
+        with _nonblocking_client(peer, sndbuf=4096) as sock:
+            call = f"sendall_nonblocking(sock, <{len(data)} bytes>, timeout={deadline}) to a peer that never reads"
+            started = time.monotonic()
+            outcome = _outcome(lambda: fn(sock, data, deadline), deadline + 1.5, "sendall_nonblocking")
+            late = time.monotonic() - started > deadline + 1.0
+            if "returned" in outcome:
+                raise YourCodeError(f"{call} returned {outcome['returned']!r} although only {sock.accepted} bytes fit; raise TimeoutError when the deadline passes")
+            if not isinstance(outcome["error"], TimeoutError):
+                raise YourCodeError(f"{call} {_describe(outcome)}; when the deadline passes before all is sent, raise TimeoutError")
+            if late:
+                raise YourCodeError(f"{call} raised TimeoutError more than 1 s after its deadline; compute the time left before each wait and pass it to select")
+            successful = sock.sends - sock.would_block
+            if sock.would_block > successful + SPIN_ALLOWANCE:
+                raise YourCodeError(
+                    f"{call} called send() {sock.would_block} times on a full buffer before its deadline; "
+                    f"wait with select/selectors until the socket is writable instead of retrying in a loop"
+                )
+    evidence.append({"case": "times-out", "raised": "TimeoutError", "within_deadline": True, "spun": False})
+
+
+# ----------------------------------------------------------------------------------------------
+# A picture of the cuts
+# ----------------------------------------------------------------------------------------------
+def plot_cuts(sent: list[int], received: list[int], ax=None, title: str = "the same bytes, cut differently"):
+    """Two rows over the byte stream: where the sender's send() calls cut it, and where the
+    receiver's recv() calls did. Returns the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 1.8))
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    for row, (label, sizes) in enumerate([("recv()", received), ("send()", sent)]):
+        start = 0
+        for i, size in enumerate(sizes):
+            ax.barh(row, size, left=start, color=colors[i % len(colors)], edgecolor="white")
+            ax.text(start + size / 2, row, str(size), ha="center", va="center", fontsize=8, color="white")
+            start += size
+    ax.set_yticks([0, 1], ["recv()", "send()"])
+    ax.set_xlabel("byte offset in the stream")
+    ax.set_title(title)
+    return ax

@@ -227,12 +227,18 @@ def connection_of(sock: socket.socket) -> Connection | None:
         local = _addr(sock.getsockname())
     except OSError:
         return None
+    if local[1] == 0:
+        return None
     try:
         remote = _addr(sock.getpeername())
     except OSError:
+        try:
+            listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        except OSError:
+            listening = 0
+        if not listening:
+            return None  # bound only, or its connection is already over (e.g. in TIME_WAIT)
         remote = ("::" if sock.family == socket.AF_INET6 else "0.0.0.0", 0)
-    if local[1] == 0:
-        return None
     return (local, remote)
 
 
@@ -259,6 +265,15 @@ class _Follow:
                 return e.state
             if self.conn is None or self.conn[1][1] == 0:
                 self.conn = connection_of(self.sock) or self.conn
+            if self.conn is None:
+                # followed only after its connection ended: the one line without owner on its address
+                try:
+                    local = _addr(self.sock.getsockname())
+                except OSError:
+                    local = None
+                orphans = [c for c, e in by_conn.items() if c[0] == local and e.inode == 0 and c[1][1] != 0]
+                if len(orphans) == 1:
+                    self.conn = orphans[0]
         if self.conn is not None:
             e = by_conn.get(self.conn)
             if e is not None:

@@ -350,8 +350,9 @@ def check_state_machine(next_state: Callable[[str, str], str], scenarios: Iterab
                 raise
             except Exception as exc:
                 raise YourCodeError(
-                    f"in scenario {obs.scenario!r} the {obs.endpoint} went through {event!r} in {before} "
-                    f"(the kernel did), but next_state({before!r}, {event!r}) raised {type(exc).__name__}: {exc}"
+                    f"in scenario {obs.scenario!r}, at {obs.step}, the {obs.endpoint}'s kernel socket went through "
+                    f"{list(obs.events)}; your machine had it in {before} and next_state({before!r}, {event!r}) raised "
+                    f"{type(exc).__name__}: {exc}; check the transition that led to {before}"
                 ) from exc
         predicted[key] = state
         rows.append({"scenario": obs.scenario, "step": obs.step, "endpoint": obs.endpoint, "events": list(obs.events), "kernel": obs.observed, "yours": state})

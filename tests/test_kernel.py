@@ -1,0 +1,119 @@
+"""course.kernel's connection-life additions: TCP_INFO, following a connection by its 4-tuple after
+close, wait_for_state, StateRecorder, the TIME_WAIT timer; on real loopback sockets."""
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from course import kernel
+
+
+@pytest.fixture
+def pair():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.create_connection(listener.getsockname(), timeout=2)
+    server, _ = listener.accept()
+    yield listener, client, server
+    for s in (client, server, listener):
+        s.close()
+
+
+def test_tcp_info_of_a_loopback_connection(pair):
+    _, client, server = pair
+    client.sendall(b"x" * 1000)
+    assert server.recv(2000)
+    info = kernel.tcp_info(client)
+    assert info.state == "ESTABLISHED"
+    assert 0 < info.snd_mss <= info.advmss <= 65495
+    assert info.pmtu >= 65535 and info.rtt_us >= 0 and info.retransmits == 0
+    assert kernel.TCP_INFO_SIZE == 104
+
+
+def test_connection_of_names_both_ends(pair):
+    listener, client, server = pair
+    assert kernel.connection_of(client) == (client.getsockname(), client.getpeername())
+    assert kernel.connection_of(listener) == (listener.getsockname(), ("0.0.0.0", 0))
+    assert kernel.connection_of(socket.socket()) is None
+
+
+def test_a_closed_client_is_followed_to_time_wait(pair):
+    _, client, server = pair
+    name = kernel.connection_of(client)
+    client.close()
+    assert kernel.wait_for_state(server, "CLOSE_WAIT") == "CLOSE_WAIT"
+    server.close()
+    kernel.wait_for_state(name, "TIME_WAIT")
+    assert kernel.connection_state(name) == "TIME_WAIT"
+    left = kernel.time_wait_remaining(name)
+    assert left is not None and 0 < left <= kernel.TCP_TIMEWAIT_LEN
+
+
+def test_an_open_socket_whose_connection_is_in_time_wait_reports_time_wait(pair):
+    _, client, server = pair
+    server.shutdown(socket.SHUT_WR)
+    kernel.wait_for_state(client, "CLOSE_WAIT")
+    client.close()
+    kernel.wait_for_state(server, "TIME_WAIT")  # followed by 4-tuple: the fd is open but the socket is CLOSE
+    assert kernel.tcp_state(server) == "CLOSE"  # the old function keeps its meaning
+    assert kernel.connection_state(server) == "TIME_WAIT"
+
+
+def test_wait_for_state_on_a_port_and_its_timeout_message(pair):
+    listener, client, _ = pair
+    port = listener.getsockname()[1]
+    assert kernel.wait_for_state(port, "LISTEN") == "LISTEN"
+    with pytest.raises(TimeoutError, match=r"did not reach LAST_ACK within 0.05 s; the kernel showed ESTABLISHED"):
+        kernel.wait_for_state(client, "LAST_ACK", timeout=0.05)
+    with pytest.raises(ValueError, match="not a TCP state"):
+        kernel.wait_for_state(client, "CLOSED")
+
+
+def test_state_recorder_records_changes_and_stops_its_thread(pair):
+    _, client, server = pair
+    with kernel.StateRecorder(client=client, server=server) as rec:
+        client.close()
+        kernel.wait_for_state(server, "CLOSE_WAIT")
+        server.close()
+        kernel.wait_for_state(rec._follow["client"].conn, "TIME_WAIT")
+    assert rec.states("client")[0] == "ESTABLISHED" and rec.states("client")[-1] == "TIME_WAIT"
+    assert "CLOSE_WAIT" in rec.states("server") and rec.states("server")[-1] == "CLOSE"
+    assert not any(t.name == "StateRecorder" and t is rec._thread for t in threading.enumerate())
+    spans = rec.timeline()["client"]
+    assert all(a <= b for a, _, _ in spans for b in [spans[-1][1]])
+
+
+def test_state_recorder_on_a_port_sees_every_socket_of_it(pair):
+    listener, client, server = pair
+    port = listener.getsockname()[1]
+    with kernel.StateRecorder(port=port) as rec:
+        client.close()
+        kernel.wait_for_state(server, "CLOSE_WAIT")
+    labels = rec.labels()
+    assert any(l.endswith("0.0.0.0:0") for l in labels)
+    assert any("CLOSE_WAIT" in rec.states(l) for l in labels)
+
+
+def test_state_recorder_stops_by_itself_after_max_seconds(pair):
+    _, client, _ = pair
+    rec = kernel.StateRecorder(client=client, max_seconds=0.05)
+    rec.__enter__()
+    rec._thread.join(2.0)
+    assert not rec._thread.is_alive()
+    rec.__exit__(None, None, None)
+
+
+def test_note_wins_over_a_stale_sample(pair):
+    _, client, _ = pair
+    with kernel.StateRecorder(client=client, interval=0.1) as rec:
+        rec.note("client", "SYN_SENT")
+    assert rec.states("client")[-1] in ("SYN_SENT", "ESTABLISHED")
+
+
+def test_ss_lists_the_listener(pair):
+    listener, _, _ = pair
+    out = kernel.ss(listener.getsockname()[1])
+    assert "LISTEN" in out or "not available" in out

@@ -786,7 +786,7 @@ def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks:
                         f"set the timeout on your own socket with s.settimeout(timeout)"
                     )
     finally:
-        record_evidence("probe", cases=seen)
+        record_evidence("probe", cases=seen, leaks_checked=leaks)
 
 
 @contextmanager

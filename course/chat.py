@@ -165,9 +165,9 @@ class ChatWindow:
             except ConnectionRefusedError:
                 self.show("(the other side is not listening: ICMP port unreachable)")
                 continue
-            except (OSError, ValueError):
+            except (OSError, ValueError) as exc:
                 if not self._stop.is_set():
-                    self.show("(receiving stopped: the socket was closed)")
+                    self.show(f"(receiving stopped: {exc})")
                 return
             if item is not None:
                 text, sender = item

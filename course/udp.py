@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable
 
 from course.checks import no_leaked_sockets, record_evidence
 from course.deadline import Deadline, wait_for
-from course.errors import PeerError, YourCodeError
+from course.errors import YourCodeError
 from course.serving import Address, UdpServer, family_of, format_address, loopback_host, register
 
 # ----------------------------------------------------------------------------------------------
@@ -293,7 +293,6 @@ class LearnerThread:
         self.box: dict[str, Any] = {}
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.thread = threading.Thread(target=self._run, name=f"learner-{self.name}", daemon=True)
-        self.started_at = time.monotonic()
         self.thread.start()
 
     def _run(self) -> None:
@@ -393,7 +392,6 @@ def _request_case(request_sum, case, settings, a, b, timeout, attempts, must, sl
                 got, raised = None, exc
             elapsed = time.monotonic() - started
         sent = len(server.received)
-        seen.update(requests_seen=sent, dropped=list(server.dropped))
         requests = [parse_reply(d) for d in server.received]
         if any(r is None or r.get("A") != a or r.get("B") != b for r in requests):
             shown = server.received[0] if server.received else b""
@@ -419,6 +417,14 @@ def _request_case(request_sum, case, settings, a, b, timeout, attempts, must, sl
                 raise YourCodeError(f"{call} returned {got!r}; expected {a + b} (the \"Sum\" of the reply){hint}")
             if sent > attempts:
                 raise YourCodeError(f"{call} sent {sent} requests; it may send at most attempts={attempts}")
+            answered = [i for i in range(sent) if i not in server.dropped]
+            if not answered:
+                raise YourCodeError(
+                    f"{call} returned {got!r} although the server answered none of its {sent} request(s); return the \"Sum\" of the server's reply"
+                )
+            # Evidence holds only what does not depend on timing: which request the server answered
+            # first (fixed by its drop rule), or how many requests came when it answered none.
+            seen["answered_request"] = answered[0] + 1
             seen["result"] = got
         else:
             if raised is None:
@@ -437,7 +443,7 @@ def _request_case(request_sum, case, settings, a, b, timeout, attempts, must, sl
                 raise YourCodeError(
                     f"{call} gave up after {elapsed:.2f} s; wait timeout={timeout} s for a reply after each of the {attempts} attempts"
                 )
-            seen["raised"] = "TimeoutError"
+            seen.update(requests_seen=sent, raised="TimeoutError")
         return seen
 
 

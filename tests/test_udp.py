@@ -8,11 +8,11 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from course import checks
-from course.deadline import Deadline, wait_for
+from course.deadline import wait_for
 from course.errors import YourCodeError
 from course.serving import REGISTRY, format_address
 from course.udp import (
@@ -407,7 +407,8 @@ def test_correct_request_sum_passes_every_case_with_the_same_evidence_twice():
     second = evidence_of(check_request_sum, request_sum, ["drop first", "seeded random drops", *HIDDEN_REQUEST_CASES])
     assert first == second
     cases = {c["case"]: c for c in first[0]["cases"]}
-    assert cases["drop first 2 of 3"] == {"case": "drop first 2 of 3", "a": 123456789, "b": 987654321, "requests_seen": 3, "dropped": [0, 1], "result": 1111111110}
+    assert cases["drop first 2 of 3"] == {"case": "drop first 2 of 3", "a": 123456789, "b": 987654321, "answered_request": 3, "result": 1111111110}
+    assert cases["seeded random drops"]["answered_request"] == 3 and cases["stray replies"]["answered_request"] == 1
     assert cases["drop all"]["raised"] == "TimeoutError" and cases["drop all"]["requests_seen"] == 3
     assert "port" not in json.dumps(first)
 
@@ -437,6 +438,16 @@ def test_request_forever_passes_the_visible_check_but_not_the_hidden_ones():
     check_request_sum(request_forever)  # drop first: it gets the second reply
     with pytest.raises(YourCodeError):
         check_request_sum(request_forever, HIDDEN_REQUEST_CASES)
+
+
+def test_a_request_that_computes_the_sum_itself_is_caught():
+    def local(server, a, b, *, timeout=0.3, attempts=3):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(sum_request(a, b, 1), server)
+        return a + b
+
+    with pytest.raises(YourCodeError, match="although the server answered none of its 1 request"):
+        check_request_sum(local)
 
 
 def test_a_request_that_gives_up_too_early_is_told_to_wait():

@@ -1,0 +1,412 @@
+"""course.connections: the idle-timeout server, the measurements and the checks of assignment 07,
+over real loopback sockets. Timing is asserted only as relations (long beats short), never as
+absolute times; waits use wait_for, never sleeps."""
+import socket
+import statistics
+import threading
+import time
+
+import matplotlib
+import nbformat
+import pytest
+
+matplotlib.use("Agg")
+
+from course import checks, connections as cx
+from course.cli import load_peers
+from course.deadline import wait_for
+from course.errors import SetupError, YourCodeError
+from course.serving import TcpServer
+from notebook_cases import solution_of
+from test_07_wrong import (
+    LONG_CONNECTION_PER_REQUEST,
+    LONG_NEVER_RECONNECTS,
+    MEASUREMENT_SWAPPED,
+    SERVER_DEADLINE_SET_ONCE,
+    SERVER_GLOBAL_CAP,
+    SERVER_NEVER_FREES,
+    SERVER_NO_IDLE_TIMEOUT,
+)
+
+SOLUTION_CELLS = ("short-client-code", "long-client-code", "limited-server-code", "measure-latencies-code")
+
+
+@pytest.fixture(autouse=True)
+def no_evidence_display(monkeypatch):
+    monkeypatch.setenv("COURSE_EVIDENCE", "0")
+
+
+def learner_namespace(**replace: str) -> dict:
+    """The instructor's solution cells of the notebook, run as a learner's kernel would run them;
+    `replace` puts another source in a cell (keyed by grade_id with '-' as '_')."""
+    nb = nbformat.read(solution_of("07-long-short-connections"), as_version=4)
+    sources = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    ns = {"socket": socket, "threading": threading, "time": time, "TcpServer": TcpServer, "cx": cx}
+    for grade_id in SOLUTION_CELLS:
+        exec(replace.get(grade_id.replace("-", "_"), sources[grade_id]), ns)
+    return ns
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return learner_namespace()
+
+
+def line_client(address, source="127.0.0.1"):
+    return cx.connect_from(source, address)
+
+
+# ------------------------------------------------------------------------------------------------
+# The reference server
+# ------------------------------------------------------------------------------------------------
+def test_server_echoes_lines_and_answers_seed_002_sums():
+    with cx.IdleTimeoutServer() as echo, cx.IdleTimeoutServer(protocol="sum") as adder:
+        with line_client(echo.address) as a, line_client(adder.address) as b:
+            assert cx.exchange(a, b"hello") == b"hello"
+            assert cx.exchange(a, b"") == b""
+            assert cx.exchange(b, b'{"A":7,"B":4}') == b'{"Sum":11}'
+            assert cx.exchange(b, b"not json").startswith(b"ERROR")
+        assert echo.events_of("recv")[0][2] == b"hello"
+
+
+def test_two_requests_in_one_segment_get_two_replies():
+    with cx.IdleTimeoutServer() as server, line_client(server.address) as sock:
+        sock.sendall(b"one\ntwo\n")
+        assert cx.recv_line(sock) == b"one"
+        assert cx.recv_line(sock) == b"two"
+
+
+def test_recv_line_leaves_the_next_line_in_the_kernel():
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"first\nsecond\npartial")
+        assert cx.recv_line(b) == b"first"
+        assert b.recv(100, socket.MSG_PEEK).startswith(b"second\n")
+        assert cx.recv_line(b) == b"second"
+        a.shutdown(socket.SHUT_WR)
+        with pytest.raises(ConnectionError):
+            cx.recv_line(b)
+
+
+def test_recv_line_refuses_endless_lines():
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"x" * 200)
+        with pytest.raises(ValueError):
+            cx.recv_line(b, limit=100)
+
+
+def test_idle_connection_is_closed_and_recorded():
+    with cx.IdleTimeoutServer(idle_timeout=0.2) as server, line_client(server.address) as sock:
+        assert cx.exchange(sock, b"hi") == b"hi"
+        wait_for(lambda: server.idle_closes == 1, 2.0, "no idle close")
+        sock.settimeout(2.0)
+        assert sock.recv(10) == b""
+        assert server.events_of("idle-close")[0][2] == 0.2
+
+
+def test_reset_on_idle_sends_rst():
+    with cx.IdleTimeoutServer(idle_timeout=0.2, reset_on_idle=True) as server, line_client(server.address) as sock:
+        cx.exchange(sock, b"hi")
+        wait_for(lambda: server.idle_closes == 1, 2.0, "no idle close")
+        with pytest.raises(ConnectionResetError):
+            sock.recv(10)
+
+
+def test_active_connection_outlives_the_idle_timeout():
+    with cx.IdleTimeoutServer(idle_timeout=0.3) as server, line_client(server.address) as sock:
+        start = time.monotonic()
+        count = 0
+        while time.monotonic() - start < 0.9:  # three idle timeouts, a request every ~0.05 s
+            assert cx.exchange(sock, b"%d" % count) == b"%d" % count
+            count += 1
+            threading.Event().wait(0.05)  # pacing the client: the behaviour under test
+        assert server.idle_closes == 0
+
+
+def test_cap_is_per_client_ip_and_frees_up():
+    with cx.IdleTimeoutServer(max_per_client=2) as server:
+        first = [line_client(server.address, "127.0.0.2") for _ in range(2)]
+        for sock in first:
+            assert cx.exchange(sock, b"in") == b"in"
+        extra = line_client(server.address, "127.0.0.2")
+        assert cx.recv_line(extra) == b"ERROR too many connections from 127.0.0.2 (limit 2)"
+        extra.close()
+        other = line_client(server.address, "127.0.0.3")
+        assert cx.exchange(other, b"me too") == b"me too"
+        assert server.events_of("refuse") == [("refuse", "127.0.0.2", 2)]
+        first.pop().close()
+        wait_for(lambda: server.active.get("127.0.0.2") == 1, 2.0, "the slot was not freed")
+        again = line_client(server.address, "127.0.0.2")
+        assert cx.exchange(again, b"back") == b"back"
+        for sock in first + [other, again]:
+            sock.close()
+
+
+def test_max_requests_closes_after_that_many_replies():
+    with cx.IdleTimeoutServer(max_requests=2) as server, line_client(server.address) as sock:
+        assert [cx.exchange(sock, b"a"), cx.exchange(sock, b"b")] == [b"a", b"b"]
+        sock.settimeout(2.0)
+        assert sock.recv(10) == b""
+    with cx.IdleTimeoutServer(max_requests=0) as server, line_client(server.address) as sock:
+        with pytest.raises(ConnectionError):
+            cx.recv_line(sock)
+
+
+def test_reply_in_pieces_is_the_same_reply():
+    with cx.IdleTimeoutServer(reply_chunk=3) as server, line_client(server.address) as sock:
+        assert cx.exchange(sock, b"a longer line in pieces") == b"a longer line in pieces"
+
+
+def test_bad_settings_are_setup_errors():
+    with pytest.raises(SetupError):
+        cx.IdleTimeoutServer(idle_timeout=0)
+    with pytest.raises(SetupError):
+        cx.IdleTimeoutServer(protocol="smtp")
+
+
+def test_registered_for_the_cli():
+    assert load_peers()["idle-echo"] is cx.IdleTimeoutServer
+
+
+# ------------------------------------------------------------------------------------------------
+# Measurements
+# ------------------------------------------------------------------------------------------------
+def test_compare_short_long_returns_plain_data_and_long_beats_short():
+    with cx.IdleTimeoutServer(record_lines=False) as server:
+        result = cx.compare_short_long(server.address, 60)
+        assert server.accepts == 61
+    assert len(result["short"]) == len(result["long"]) == result["n"] == 60
+    assert result["short_median"] == statistics.median(result["short"])
+    assert result["ratio"] == pytest.approx(result["short_median"] / result["long_median"])
+    assert result["long_median"] < result["short_median"]
+    assert all(isinstance(v, float) and v > 0 for v in result["short"] + result["long"])
+
+
+def test_short_connections_leave_time_wait_on_the_client_side():
+    with cx.IdleTimeoutServer(record_lines=False) as server:
+        before = cx.count_time_wait(server.port)
+        cx.time_short_connections(server.address, 20)
+        after = cx.count_time_wait(server.port)
+        table = cx.time_wait_table(server.port)
+        remaining = cx.time_wait_remaining(server.port)
+    assert after >= 20  # all 20 are there (a new connection may take over an old TIME_WAIT four-tuple)
+    holders = [local for local, remote, _ in table if remote.endswith(f":{server.port}")]
+    assert len(holders) >= 20, "the client closed first: the client's side holds TIME_WAIT"
+    # Linux's TIME_WAIT is a fixed 60 s (TCP_TIMEWAIT_LEN), far below RFC 793's 240 s.
+    assert 30 < max(remaining) <= cx.TIME_WAIT_SECONDS_LINUX < cx.TIME_WAIT_SECONDS_RFC793
+
+
+def test_server_that_closes_first_holds_time_wait():
+    with cx.IdleTimeoutServer(idle_timeout=0.2) as server:
+        with line_client(server.address) as sock:
+            cx.exchange(sock, b"hi")
+            wait_for(lambda: server.idle_closes, 2.0, "no idle close")
+            sock.settimeout(2.0)
+            assert sock.recv(10) == b""
+            client_port = sock.getsockname()[1]
+        table = cx.time_wait_table(server.port)
+    assert (f"127.0.0.1:{server.port}", f"127.0.0.1:{client_port}", "TIME_WAIT") in table
+
+
+def test_keepalive_defaults_settings_and_timer():
+    defaults = cx.keepalive_defaults()
+    with cx.IdleTimeoutServer() as server, line_client(server.address) as sock:
+        fresh = cx.keepalive_settings(sock)
+        assert fresh == {"SO_KEEPALIVE": 0, **defaults}
+        assert cx.kernel_timer(sock)[0] != "keepalive"
+        settings = cx.set_keepalive(sock, idle=7, interval=3, count=2)
+        assert settings == {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 7, "TCP_KEEPINTVL": 3, "TCP_KEEPCNT": 2}
+        kind, seconds = cx.kernel_timer(sock)
+        assert kind == "keepalive" and 0 < seconds <= 7
+    assert cx.dead_peer_detection_seconds(settings) == 13
+    assert cx.dead_peer_detection_seconds({"TCP_KEEPIDLE": 7200, "TCP_KEEPINTVL": 75, "TCP_KEEPCNT": 9}) == 7875
+
+
+def test_reusing_a_connection_the_server_closed():
+    with cx.IdleTimeoutServer(idle_timeout=0.2) as server:
+        outcome = cx.reuse_after_server_close(server)
+    assert outcome["first request"] == "returned b'first'"
+    assert outcome["sendall after the server closed"] == "ok"
+    assert outcome["recv"] in ("returned b''", "ConnectionResetError")
+    assert outcome["sendall again"] in ("BrokenPipeError", "ConnectionResetError")
+
+
+def test_compare_tcp_udp_rows():
+    rows = cx.compare_tcp_udp(sizes=(64, 100_000), n=10)
+    small, large = rows
+    assert small["udp_ms"] > 0 and large["udp_ms"] is None and large["long_over_udp"] is None
+    assert large["runs"] == 3
+    assert small["short_over_long"] > 1  # a new connection per exchange costs more than reusing one
+    assert small["tcp_long_MBps"] == pytest.approx(64 / (small["tcp_long_ms"] / 1000) / 1e6)
+
+
+def test_plots_return_axes():
+    result = cx.summarize([0.002, 0.003], [0.001, 0.0015])
+    assert cx.plot_latencies(result).get_ylabel().startswith("latency")
+    rows = [{"size": 64, "udp_MBps": 1.0, "tcp_long_MBps": 0.9, "tcp_short_MBps": 0.1},
+            {"size": 1_000_000, "udp_MBps": None, "tcp_long_MBps": 900.0, "tcp_short_MBps": 500.0}]
+    assert cx.plot_tcp_udp(rows).get_xscale() == "log"
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks: the instructor's solution passes, classic mistakes fail with a sentence
+# ------------------------------------------------------------------------------------------------
+def test_solution_passes_every_check(solution):
+    cx.check_short_client(solution["ShortClient"])
+    cx.check_short_client(solution["ShortClient"], hard=True)
+    cx.check_long_client_reuses(solution["LongClient"])
+    cx.check_long_client_reconnects(solution["LongClient"])
+    cx.check_long_client_reconnects(solution["LongClient"], reset=True, rounds=2)
+    cx.check_long_client_hard(solution["LongClient"])
+    cx.check_connection_cap(solution["LimitedEchoServer"])
+    cx.check_cap_frees_slots(solution["LimitedEchoServer"])
+    cx.check_measurement(solution["measure_latencies"], n=20)
+
+
+def test_solution_server_passes_the_idle_check(solution):
+    cx.check_idle_timeout(solution["LimitedEchoServer"], idle_timeout=0.3, idle_clients=2)
+
+
+def test_evidence_is_the_same_on_every_run(solution):
+    runs = []
+    for _ in range(2):
+        checks.recorded.clear()
+        cx.check_long_client_reconnects(solution["LongClient"])
+        cx.check_connection_cap(solution["LimitedEchoServer"])
+        cx.check_measurement(solution["measure_latencies"], n=10)
+        runs.append(list(checks.recorded))
+    assert runs[0] == runs[1]
+    assert "port" not in repr(runs[0])
+
+
+def test_long_client_that_never_reconnects_fails():
+    ns = learner_namespace(long_client_code=LONG_NEVER_RECONNECTS)
+    cx.check_long_client_reuses(ns["LongClient"])  # it does reuse...
+    with pytest.raises(YourCodeError, match="connect again and retry the request once"):
+        cx.check_long_client_reconnects(ns["LongClient"])
+    with pytest.raises(YourCodeError, match="ConnectionResetError"):
+        cx.check_long_client_reconnects(ns["LongClient"], reset=True)
+
+
+def test_long_client_with_a_connection_per_request_fails():
+    ns = learner_namespace(long_client_code=LONG_CONNECTION_PER_REQUEST)
+    with pytest.raises(YourCodeError, match="accepted 5 connections for 5 requests"):
+        cx.check_long_client_reuses(ns["LongClient"])
+    with pytest.raises(YourCodeError, match="closed its connection right after a request"):
+        cx.check_long_client_reconnects(ns["LongClient"])
+    with pytest.raises(YourCodeError, match="expected 21"):
+        cx.check_measurement(ns["measure_latencies"], n=20)
+
+
+def test_long_client_that_retries_again_and_again_fails():
+    stubborn = LONG_NEVER_RECONNECTS.replace(
+        "    def request(self, line: bytes) -> bytes:",
+        "    def request(self, line: bytes) -> bytes:\n"
+        "        for attempt in range(50):\n"
+        "            try:\n"
+        "                return self._request(line)\n"
+        "            except ConnectionError:\n"
+        "                self.close()\n"
+        "        raise ConnectionError('gave up')\n\n"
+        "    def _request(self, line):",
+    )
+    ns = learner_namespace(long_client_code=stubborn)
+    cx.check_long_client_reconnects(ns["LongClient"])  # it does reconnect...
+    with pytest.raises(YourCodeError, match="retry once at most"):
+        cx.check_long_client_hard(ns["LongClient"])  # ...but does not give up after one retry
+
+
+def test_short_client_that_accepts_newlines_fails():
+    nb_ns = learner_namespace()
+    lenient = type("Lenient", (nb_ns["ShortClient"],), {})
+    original = nb_ns["ShortClient"].request
+
+    def request(self, line):
+        return b"".join(original(self, part) for part in line.split(b"\n"))
+
+    lenient.request = request
+    with pytest.raises(YourCodeError, match="raise ValueError before sending"):
+        cx.check_short_client(lenient, hard=True)
+
+
+def test_server_without_idle_timeout_fails():
+    ns = learner_namespace(limited_server_code=SERVER_NO_IDLE_TIMEOUT)
+    cx.check_connection_cap(ns["LimitedEchoServer"])
+    with pytest.raises(YourCodeError, match="left an idle connection open"):
+        cx.check_idle_timeout(ns["LimitedEchoServer"], idle_timeout=0.2)
+
+
+def test_server_with_seed_002_deadline_set_once_fails():
+    ns = learner_namespace(limited_server_code=SERVER_DEADLINE_SET_ONCE)
+    with pytest.raises(YourCodeError, match="closed the connection of a client sending every"):
+        cx.check_idle_timeout(ns["LimitedEchoServer"], idle_timeout=0.3)
+
+
+def test_server_with_a_global_cap_fails():
+    ns = learner_namespace(limited_server_code=SERVER_GLOBAL_CAP)
+    with pytest.raises(YourCodeError, match="count connections per client IP, not in total"):
+        cx.check_connection_cap(ns["LimitedEchoServer"])
+
+
+def test_server_that_never_frees_a_slot_fails():
+    ns = learner_namespace(limited_server_code=SERVER_NEVER_FREES)
+    cx.check_connection_cap(ns["LimitedEchoServer"])
+    with pytest.raises(YourCodeError, match="decrement the count when a connection ends"):
+        cx.check_cap_frees_slots(ns["LimitedEchoServer"])
+
+
+def test_server_without_a_cap_fails():
+    ns = learner_namespace(limited_server_code=SERVER_GLOBAL_CAP.replace(">= self.max_per_client", ">= 10**6"))
+    with pytest.raises(YourCodeError, match="kept connection 3 from 127.0.0.2 open"):
+        cx.check_connection_cap(ns["LimitedEchoServer"])
+
+
+def test_swapped_measurement_fails():
+    ns = learner_namespace(measure_latencies_code=MEASUREMENT_SWAPPED)
+    with pytest.raises(YourCodeError, match=r"return \(short, long\) in that order"):
+        cx.check_measurement(ns["measure_latencies"], n=20)
+
+
+def test_measurement_with_wrong_counts_fails(solution):
+    def too_few(address, n):
+        short, long = solution["measure_latencies"](address, n)
+        return short[:-1], long
+
+    with pytest.raises(YourCodeError, match="returned 19 short latencies; expected a list of 20"):
+        cx.check_measurement(too_few, n=20)
+
+
+def test_blank_stubs_fail_fast_with_not_implemented():
+    class Blank:
+        def __init__(self, address, timeout=2.0):
+            self.address = address
+
+        def request(self, line):
+            raise NotImplementedError()
+
+        def close(self):
+            raise NotImplementedError()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    class BlankServer(TcpServer):
+        def __init__(self, idle_timeout=30.0, max_per_client=4, host="127.0.0.1"):
+            super().__init__(host)
+            raise NotImplementedError()
+
+    def blank_measure(address, n):
+        raise NotImplementedError()
+
+    start = time.monotonic()
+    for check, arg in [(cx.check_short_client, Blank), (cx.check_long_client_reuses, Blank),
+                       (cx.check_long_client_reconnects, Blank), (cx.check_long_client_hard, Blank),
+                       (cx.check_idle_timeout, BlankServer), (cx.check_connection_cap, BlankServer),
+                       (cx.check_cap_frees_slots, BlankServer), (cx.check_measurement, blank_measure)]:
+        with pytest.raises(NotImplementedError):
+            check(arg)
+    assert time.monotonic() - start < 5.0

@@ -458,3 +458,26 @@ def test_blank_exercise_fails_fast_with_not_implemented(check, monkeypatch):
         check(blank)
     assert time.monotonic() - start < checks.DEFAULT_TIMEOUT  # never waits out a deadline
     assert not [t for t in threading.enumerate() if t.name.startswith("learner-") and t.is_alive() and not t.daemon]
+
+
+def test_queues_without_netlink_read_proc(monkeypatch):
+    def no_netlink(*args):
+        raise PermissionError(1, "no netlink in this sandbox")
+
+    monkeypatch.setattr(tcp, "_diag_lookup", no_netlink)
+    with tcp.accepted_connection() as (listener, conn, client):
+        client.sendall(b"abc")
+        assert tcp.wait_until_delivered(client)
+        assert tcp.queues(client) == (0, 3)
+        conn.recv(3)
+        assert tcp.wait_until_peer_read(client, 2.0)
+
+
+def test_queues_ask_the_kernel_about_one_connection():
+    with tcp.accepted_connection() as (listener, conn, client):
+        client.sendall(b"abcd")
+        assert tcp.wait_until_delivered(client)
+        assert tcp.queues(client) == (0, 4) and tcp.queues(conn) == (0, 0)
+        assert tcp._diag_lookup(client.getsockname(), client.getpeername()) == (0, 0)
+        assert tcp._diag_lookup(conn.getsockname(), conn.getpeername()) == (4, 0)
+    assert tcp._diag_lookup(("127.0.0.1", 1), ("127.0.0.1", 2)) is None

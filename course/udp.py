@@ -273,6 +273,61 @@ def recv_truncated(sock: socket.socket, bufsize: int) -> tuple[bytes, bool, Addr
     return data, bool(flags & socket.MSG_TRUNC), addr
 
 
+def datagram_diagram(server: UdpServer, title: str = ""):
+    """A picture of what `server` saw, drawn from its `events`: one row per datagram in the order
+    the server saw them, with the time it saw each (measured by the server, in ms after the
+    first); an arrow client -> server for a datagram received (red, ending in a cross, if it was
+    dropped on purpose), server -> client for one sent. Returns a matplotlib Figure, which a
+    notebook shows as a cell's value."""
+    from matplotlib.figure import Figure
+
+    _show_figures_in_ipython(Figure)
+    events = [e for e in list(server.events) if e[1] in ("recv", "drop", "send")]
+    rows = []  # (time, direction, who, data, dropped)
+    for i, (t, kind, who, data) in enumerate(events):
+        if kind == "drop":
+            continue
+        lost = kind == "recv" and i + 1 < len(events) and events[i + 1][1] == "drop" and events[i + 1][3] == data
+        rows.append((t, kind, who, data, lost))
+    fig = Figure(figsize=(8, 1.4 + 0.45 * max(len(rows), 1)), dpi=100)
+    ax = fig.add_subplot()
+    t0 = rows[0][0] if rows else 0.0
+    clients = sorted({who for _, _, who, _, _ in rows})
+    for y, (t, kind, who, data, lost) in enumerate(rows):
+        text = data[:40].decode("utf-8", "replace") + ("..." if len(data) > 40 else "")
+        if len(clients) > 1:
+            text = f"{who}: {text}" if kind == "recv" else f"{text} -> {who}"
+        start, end = (0, 1) if kind == "recv" else (1, 0)
+        colour = "#d62728" if lost else ("#1f77b4" if kind == "recv" else "#2ca02c")
+        ax.annotate("", xy=(end, y), xytext=(start, y), arrowprops=dict(arrowstyle="->", color=colour, linestyle="--" if lost else "-"))
+        ax.text(0.5, y - 0.12, text + ("  (dropped)" if lost else ""), ha="center", va="bottom", fontsize=8, color=colour)
+        if lost:
+            ax.plot([end], [y], marker="x", color=colour, markersize=10)
+    ax.set_yticks(range(len(rows)), [f"{(t - t0) * 1000:.1f} ms" for t, *_ in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.7)  # first datagram at the top
+    ax.set_xlim(-0.1, 1.1)
+    ax.set_xticks([0, 1], ["client" if len(clients) == 1 else "clients", f"server {server.where}"])
+    ax.axvline(0, color="grey", lw=1)
+    ax.axvline(1, color="grey", lw=1)
+    ax.set_title(title or f"what {type(server).__name__} saw, in order (time measured by the server)")
+    fig.tight_layout()
+    return fig
+
+
+def _show_figures_in_ipython(figure_class) -> None:
+    """Let IPython show a bare matplotlib Figure as PNG (pyplot does it only for its own figures)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    from IPython.core.pylabtools import print_figure
+
+    shell.display_formatter.formatters["image/png"].for_type(figure_class, lambda fig: print_figure(fig, "png"))
+
+
 # ----------------------------------------------------------------------------------------------
 # Running learner code in a thread that a check can give up on
 # ----------------------------------------------------------------------------------------------

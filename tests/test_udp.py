@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from course import checks
+from course import udp as udp_module
 from course.deadline import wait_for
 from course.errors import YourCodeError
 from course.serving import REGISTRY, format_address
@@ -577,3 +578,16 @@ def test_blank_exercises_fail_fast_with_not_implemented():
         with pytest.raises(NotImplementedError):
             check(blank, cases)
     assert time.monotonic() - started < 2.0
+
+
+def test_datagram_diagram_draws_what_the_server_saw():
+    with LossyUdpServer(drop=[0]) as server, udp_socket() as client:
+        send_and_wait(server, client, sum_request(7, 4, id=1), 1)
+        send_and_wait(server, client, sum_request(7, 4, id=1), 2)
+        client.recvfrom(1024)
+    fig = udp_module.datagram_diagram(server)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts if t.get_text()]  # the arrows are empty annotations
+    assert texts == ['{"id": 1, "A": 7, "B": 4}  (dropped)', '{"id": 1, "A": 7, "B": 4}', '{"Sum": 11, "id": 1}']
+    assert [t.get_text() for t in ax.get_yticklabels()][0] == "0.0 ms"
+    assert ax.get_xticklabels()[1].get_text() == f"server {server.where}"

@@ -1,0 +1,242 @@
+"""The autograder's parts that need no kernel (collect, assemble, verify, messages, feedback), and
+the command's refusal and resume paths."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import assemble as asm
+from autograder import collect as col
+from autograder import feedback as fb
+from autograder import verify
+from autograder.grade import hidden_lines, safe_message
+from autograder.release import REPO
+
+FIXTURE = REPO / "tests" / "fixtures" / "course"
+SOURCE = FIXTURE / "solutions" / "00-echo" / "00-echo.ipynb"
+RELEASE = FIXTURE / "notebooks" / "00-echo" / "00-echo.ipynb"
+
+
+def read(p):
+    return nbformat.read(p, as_version=4)
+
+
+def by_id(nb):
+    return {asm.meta(c).get("grade_id"): c for c in nb.cells if asm.meta(c).get("grade_id")}
+
+
+# ----------------------------------------------------------------------------------------------
+# collect
+# ----------------------------------------------------------------------------------------------
+def test_collect_finds_students_in_nbgrader_layout(tmp_path):
+    for student in ("alice", "bob"):
+        d = tmp_path / "sub" / student / "00-echo"
+        d.mkdir(parents=True)
+        (d / "00-echo.ipynb").write_text(RELEASE.read_text())
+    (tmp_path / "sub" / "carol" / "other").mkdir(parents=True)
+    got = col.collect(tmp_path / "sub", {"00-echo": ["00-echo"]}, tmp_path / "staging")
+    assert sorted(s.student for s in got.submissions) == ["alice", "bob"]
+    assert all(s.files["00-echo"].name == "00-echo.ipynb" for s in got.submissions)
+
+
+def test_collect_skips_symlinks_and_bad_ids(tmp_path):
+    sub = tmp_path / "sub"
+    (sub / "alice" / "00-echo").mkdir(parents=True)
+    (sub / "alice" / "00-echo" / "00-echo.ipynb").symlink_to(SOURCE)  # a link to the solutions
+    (sub / "bad id!").mkdir()
+    (sub / "mallory").symlink_to(FIXTURE)
+    got = col.collect(sub, {"00-echo": ["00-echo"]}, tmp_path / "staging")
+    (alice,) = got.submissions
+    assert alice.files["00-echo"] is None  # the symlinked notebook is not read
+    assert any("bad id!" in s for s in got.skipped) and any("mallory" in s for s in got.skipped)
+
+
+def test_lms_zips_are_read_by_member_name_never_extracted(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    with zipfile.ZipFile(sub / "alice_attempt_2024-05-01.zip", "w") as z:
+        z.writestr("../../../../escaped.ipynb", "{}")
+        z.writestr("/abs/evil.txt", "x")
+        z.writestr("work/00-echo.ipynb", RELEASE.read_text())
+    with zipfile.ZipFile(sub / "bob.zip", "w") as z:
+        z.writestr("__MACOSX/._00-echo.ipynb", "junk")
+        z.writestr("bob/renamed.ipynb", RELEASE.read_text())
+    (sub / "carol_00-echo.ipynb").write_text(RELEASE.read_text())
+    (sub / "not-a-zip.zip").write_text("nope")
+    staging = tmp_path / "staging"
+    got = col.collect(sub, {"00-echo": ["00-echo"]}, staging)
+    students = {s.student: s for s in got.submissions}
+    assert sorted(students) == ["alice", "bob", "carol"]
+    for s in students.values():
+        assert s.files["00-echo"].read_text() == RELEASE.read_text()
+        assert staging in s.files["00-echo"].parents
+    files = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    assert not any("escaped" in str(p) or "evil" in str(p) for p in files), files
+    assert not Path("/abs/evil.txt").exists()
+    assert any("not-a-zip" in s for s in got.skipped)
+
+
+# ----------------------------------------------------------------------------------------------
+# assemble: locked cells come from the source
+# ----------------------------------------------------------------------------------------------
+def test_edited_locked_cells_are_restored_and_noted():
+    sub = read(RELEASE)
+    cells = by_id(sub)
+    cells["double-hidden"].source = "pass"
+    cells["double-hidden"].metadata["nbgrader"]["points"] = 100
+    cells["double"].metadata["nbgrader"]["points"] = 50  # a solution cell cannot become graded either
+    nb, notes = asm.assemble(read(SOURCE), sub, read(RELEASE))
+    got = by_id(nb)
+    assert "BEGIN HIDDEN TESTS" in got["double-hidden"].source
+    assert got["double-hidden"].metadata["nbgrader"]["points"] == 2
+    assert "points" not in got["double"].metadata["nbgrader"]
+    assert any("double-hidden was edited" in n for n in notes)
+
+
+def test_added_graded_cells_are_dropped_and_deleted_ones_put_back():
+    sub = read(RELEASE)
+    sub.cells = [c for c in sub.cells if asm.meta(c).get("grade_id") != "udp-ask-echo"]
+    fake = nbformat.v4.new_code_cell("pass")
+    fake.metadata["nbgrader"] = {"grade": True, "grade_id": "free-points", "points": 99, "locked": True, "solution": False}
+    sub.cells.append(fake)
+    nb, notes = asm.assemble(read(SOURCE), sub, read(RELEASE))
+    ids = [asm.meta(c).get("grade_id") for c in nb.cells if asm.meta(c).get("grade_id")]
+    assert "free-points" not in ids
+    assert ids.index("udp-ask-echo") == ids.index("udp-ask") + 1
+    assert any("free-points" in n for n in notes) and any("udp-ask-echo was missing" in n for n in notes)
+
+
+def test_unedited_release_has_no_notes():
+    _, notes = asm.assemble(read(SOURCE), read(RELEASE), read(RELEASE))
+    assert notes == []
+
+
+# ----------------------------------------------------------------------------------------------
+# verify, messages, feedback
+# ----------------------------------------------------------------------------------------------
+REF = [{"check": "double", "calls": [{"args": [1], "returned": 2}]}]
+
+
+@pytest.mark.parametrize("kernel_passed,evidence,reference,points,flagged", [
+    (True, REF, REF, True, False),
+    (False, REF, REF, False, False),  # the kernel's failure stands
+    (True, [], REF, False, True),  # a pass without evidence: forged
+    (True, [{"check": "double", "calls": [{"args": [1], "returned": 3}]}], REF, False, True),
+    (True, [], [], True, False),  # a check without evidence: the kernel's word (reported as unverified)
+    (True, REF, None, False, True),
+])
+def test_judge(kernel_passed, evidence, reference, points, flagged):
+    ok, flag = verify.judge(kernel_passed, evidence, reference)
+    assert ok is points and bool(flag) is flagged
+
+
+def test_messages_never_quote_hidden_tests():
+    hidden = hidden_lines(read(SOURCE))
+    assert any("10**20" in line for line in hidden)
+    leaked = "AssertionError: " + hidden[0]
+    assert "withheld" in safe_message(leaked, hidden)
+    ok = "YourCodeError: double('ab') returned 'ab'; expected 'abab'."
+    assert safe_message(ok, hidden) == ok
+    assert len(safe_message("x" * 5000, hidden)) <= 400
+
+
+def test_feedback_shows_messages_and_escapes_them(tmp_path):
+    record = {"assignment": "00-echo", "student": "alice", "notebooks": {"00-echo": {"cells": [
+        {"grade_id": "double-visible", "points": 1.0, "max_points": 1.0, "passed": True, "message": ""},
+        {"grade_id": "udp-ask-echo", "points": 0.0, "max_points": 3.0, "passed": False,
+         "message": "udp_ask returned <script>alert(1)</script>"}], "notes": [], "reason": ""}}}
+    (page,) = fb.write(record, tmp_path)
+    text = page.read_text()
+    assert "1 / 4" in text and "udp-ask-echo" in text and "&lt;script&gt;" in text and "<script>" not in text
+
+
+# ----------------------------------------------------------------------------------------------
+# the command: refusal without a sandbox, unknown assignment, resume after a kill
+# ----------------------------------------------------------------------------------------------
+def run_grader(args, env=None, **kw):
+    e = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"], **(env or {}))
+    return subprocess.run([sys.executable, "-m", "autograder", "grade", *args], capture_output=True, text=True,
+                          env=e, timeout=600, **kw)
+
+
+def small_class(tmp_path, students=("alice", "bob")):
+    sub = tmp_path / "sub"
+    for i, s in enumerate(students):
+        d = sub / s / "00-echo"
+        d.mkdir(parents=True)
+        (d / "00-echo.ipynb").write_text((SOURCE if i % 2 == 0 else RELEASE).read_text())
+    return sub
+
+
+def common_args(tmp_path, sub):
+    return ["00-echo", "--submitted", str(sub), "--out", str(tmp_path / "grades.csv"), "--root", str(FIXTURE),
+            "--db", str(tmp_path / "gb.db"), "--autograded", str(tmp_path / "autograded"), "--quiet"]
+
+
+def test_refuses_without_sandbox_tool_unless_told(tmp_path):
+    sub = small_class(tmp_path, ("alice",))
+    proc = run_grader(common_args(tmp_path, sub), env={"AUTOGRADER_BWRAP": "/nonexistent/bwrap"})
+    assert proc.returncode == 2
+    assert "bwrap" in proc.stderr and "--no-sandbox" in proc.stderr and "Refusing" in proc.stderr
+    assert not (tmp_path / "grades.csv").exists()
+
+
+@pytest.mark.grading
+def test_no_sandbox_grades_when_told_explicitly(tmp_path):
+    sub = small_class(tmp_path)
+    proc = run_grader(common_args(tmp_path, sub) + ["--no-sandbox"], env={"AUTOGRADER_BWRAP": "/nonexistent/bwrap"})
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING: --no-sandbox" in proc.stderr
+    rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    assert rows == {"alice": 6.0, "bob": 0.0}
+
+
+def test_unknown_assignment_is_a_grader_error(tmp_path):
+    sub = small_class(tmp_path, ("alice",))
+    args = common_args(tmp_path, sub)
+    args[0] = "99-nope"
+    proc = run_grader(args)
+    assert proc.returncode == 2 and "no assignment '99-nope'" in proc.stderr
+
+
+@pytest.mark.grading
+def test_killed_grader_resumes_without_losing_or_doubling_grades(tmp_path):
+    students = [f"s{i:02d}" for i in range(6)]
+    sub = small_class(tmp_path, students)
+    args = common_args(tmp_path, sub) + ["--jobs", "1"]
+    journal = tmp_path / "autograded" / ".grader" / "journal" / "00-echo"
+    e = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", *args], env=e, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(journal.glob("*.json"))) < 2:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in journal.glob("*.json")}
+    assert 2 <= len(done_before) < len(students), "the grader was not killed mid-run"
+    again = run_grader(args)
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in journal.glob("*.json") if p.name in done_before} == done_before
+    rows = list(csv.DictReader(open(tmp_path / "grades.csv")))
+    assert sorted(r["student_id"] for r in rows) == students
+    assert {r["student_id"]: float(r["score"]) for r in rows} == {s: (6.0 if i % 2 == 0 else 0.0) for i, s in enumerate(students)}
+    from nbgrader.api import Gradebook
+
+    with Gradebook("sqlite:///" + str(tmp_path / "gb.db")) as gb:
+        subs = gb.assignment_submissions("00-echo")
+        assert sorted(s.student.id for s in subs) == students
+        assert {s.student.id: s.score for s in subs} == {r["student_id"]: float(r["score"]) for r in rows}
+    # no sandbox survived the kill
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path / "autograded") not in ps

@@ -1,0 +1,124 @@
+"""The sample submissions, graded by the real command, each with its expected score.
+
+Two classes are graded, each by one run of `python -m autograder grade`:
+- the grader's fixture course (tests/fixtures/course, a tiny sockets assignment): every sample,
+  hostile ones included;
+- the course's own assignments (solutions/): correct, blank and each assignment's own samples
+  (classic bugs), plus every hostile sample on one assignment (AUTOGRADER_HOSTILE_ON, default the
+  first; "all" for every assignment).
+Each sample is then one test, named for what the submission does.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import samples as smp
+from autograder.release import REPO, assignments as repo_assignments
+from autograder.samples.check import problems, read_csv
+
+FIXTURE = REPO / "tests" / "fixtures" / "course"
+pytestmark = pytest.mark.grading
+
+
+def grade_class(tmp: Path, root: Path, names: list[str], hostile_on: set[str]) -> dict:
+    sub = tmp / "submitted"
+    db = tmp / "gradebook.db"
+    written = {}
+    for a in names:
+        written.update(smp.write_class(sub, [a], root, hostile=a in hostile_on, db=str(db)))
+    out = tmp / "grades.csv"
+    cmd = [sys.executable, "-m", "autograder", "grade", *names, "--submitted", str(sub), "--out", str(out),
+           "--root", str(root), "--db", str(db), "--autograded", str(tmp / "autograded"),
+           "--feedback", str(tmp / "feedback"), "--jobs", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500,
+                          env=dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]))
+    return {"proc": proc, "written": written, "grades": read_csv(out) if out.exists() else {}, "root": root,
+            "journal": tmp / "autograded" / ".grader" / "journal", "autograded": tmp / "autograded",
+            "feedback": tmp / "feedback"}
+
+
+@pytest.fixture(scope="module")
+def fixture_class(tmp_path_factory):
+    return grade_class(tmp_path_factory.mktemp("fixture-class"), FIXTURE, ["00-echo"], {"00-echo"})
+
+
+REAL = repo_assignments()
+_hostile = os.environ.get("AUTOGRADER_HOSTILE_ON", REAL[0] if REAL else "")
+HOSTILE_ON = set(REAL) if _hostile == "all" else {_hostile}
+
+
+@pytest.fixture(scope="module")
+def course_class(tmp_path_factory):
+    return grade_class(tmp_path_factory.mktemp("course-class"), REPO, REAL, HOSTILE_ON)
+
+
+ALL = smp.load()
+FIXTURE_CASES = [("00-echo", s) for s in smp.for_assignment("00-echo", ALL)]
+COURSE_CASES = [(a, s) for a in REAL for s in smp.for_assignment(a, ALL, hostile=a in HOSTILE_ON)]
+
+
+def _check(graded: dict, assignment: str, sample: smp.Sample) -> None:
+    proc = graded["proc"]
+    assert proc.returncode == 0, f"the grader exited {proc.returncode}: {proc.stderr[-2000:]}"
+    found = problems(sample, assignment, sample.name, root=graded["root"], grades=graded["grades"],
+                     journal=graded["journal"], autograded=graded["autograded"], feedback=graded["feedback"])
+    assert not found, f"{assignment}/{sample.name} ({sample.spec.get('what')}): " + "; ".join(found)
+
+
+@pytest.mark.parametrize("assignment,sample", FIXTURE_CASES, ids=[f"{a}-{s.name}" for a, s in FIXTURE_CASES])
+def test_fixture_sample(fixture_class, assignment, sample):
+    _check(fixture_class, assignment, sample)
+
+
+@pytest.mark.parametrize("assignment,sample", COURSE_CASES, ids=[f"{a}-{s.name}" for a, s in COURSE_CASES])
+def test_course_sample(course_class, assignment, sample):
+    _check(course_class, assignment, sample)
+
+
+def test_every_row_once_and_no_hidden_test_in_any_feedback(fixture_class):
+    """One CSV row per student and assignment; no feedback page quotes a hidden test."""
+    import html
+
+    import nbformat
+
+    from autograder.grade import hidden_lines
+
+    graded = fixture_class
+    assert graded["proc"].returncode == 0, graded["proc"].stderr[-2000:]
+    expected = {(a, student) for (a, student) in graded["written"]}
+    assert set(graded["grades"]) == expected
+    hidden = hidden_lines(nbformat.read(FIXTURE / "solutions" / "00-echo" / "00-echo.ipynb", as_version=4))
+    assert hidden
+    pages = list(graded["feedback"].rglob("*.html"))
+    assert len(pages) == len(expected)
+    for page in pages:
+        text = html.unescape(page.read_text())
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, f"{page} quotes hidden tests: {leaked[:2]}"
+        assert "BEGIN HIDDEN TESTS" not in text and "check_calls(" not in text
+
+
+def test_summary_names_limits_and_flags(fixture_class):
+    out = fixture_class["proc"].stdout
+    assert "Submissions that hit a limit" in out
+    for what in ("hangs-ignoring-sigint", "cell-timeout", "floods-output", "output", "kills-own-kernel", "kernel-died"):
+        assert what in out, f"the summary does not mention {what}"
+    assert "installs-ipython-hook-forging-pass" in out.split("Flagged")[1]
+    assert "mean" in out and "double-hidden" in out
+
+
+def test_hanging_submission_costs_about_a_cell_timeout(fixture_class):
+    """A hang costs the cell timeout plus the interrupt grace, never the sum of all timeouts."""
+    import json
+
+    j = fixture_class["journal"] / "00-echo"
+    hang = json.loads((j / "hangs-ignoring-sigint.json").read_text())["seconds"]
+    correct = json.loads((j / "correct.json").read_text())["seconds"]
+    n_cells = 3
+    assert hang < 10 + 3 + correct + 10, f"hanging submission took {hang} s"
+    assert hang < n_cells * 10, f"hanging submission took {hang} s: the sum of the cell timeouts"

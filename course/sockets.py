@@ -136,32 +136,48 @@ class FullBacklogListener:
     when that queue is full it drops new SYNs without answering (net/ipv4/tcp_input.c,
     tcp_conn_request), so a connect to `address` neither succeeds nor is refused: it times out.
     That is how the course shows a timeout on loopback, where every packet otherwise arrives.
+    The queue is filled with connections from this process until /proc/net/tcp says it is full
+    (for a listening socket the kernel shows the queue's length as rx_queue, its limit as tx_queue).
     """
 
     MAX_FILLERS = 8
-    FILL_TIMEOUT = 0.2  # seconds to wait for one filler's handshake before calling the queue full
+    FILL_TIMEOUT = 2.0  # seconds for one filler's handshake; a dropped SYN means the queue is full
 
     def __init__(self, host: str = "127.0.0.1"):
         self.host = loopback_host(host)
         self.address: Address | None = None
+        self.listener: socket.socket | None = None
         self._stack = ExitStack()
+
+    def queued(self) -> tuple[int, int]:
+        """(connections waiting in the accept queue, the queue's limit), as the kernel reports them."""
+        e = kernel.entry_of(self.listener)
+        if e is None or e.state != "LISTEN":
+            raise SetupError(f"{self!r} has no LISTEN line in /proc/net/tcp; is /proc mounted?")
+        return e.rx_queue, e.tx_queue
+
+    def full(self) -> bool:
+        waiting, limit = self.queued()
+        return waiting > limit
 
     def start(self) -> "FullBacklogListener":
         try:
-            listener = self._stack.enter_context(socket.socket(family_for(self.host), socket.SOCK_STREAM))
-            listener.bind((self.host, 0))
-            listener.listen(0)
-            self.address = listener.getsockname()
-            for _ in range(self.MAX_FILLERS):
-                filler = socket.socket(listener.family, socket.SOCK_STREAM)
+            self.listener = self._stack.enter_context(socket.socket(family_for(self.host), socket.SOCK_STREAM))
+            self.listener.bind((self.host, 0))
+            self.listener.listen(0)
+            self.address = self.listener.getsockname()
+            for n in range(1, self.MAX_FILLERS + 1):
+                if self.full():
+                    return self
+                filler = self._stack.enter_context(socket.socket(self.listener.family, socket.SOCK_STREAM))
                 filler.settimeout(self.FILL_TIMEOUT)
                 if filler.connect_ex(self.address) != 0:
-                    filler.close()  # this SYN was dropped: the queue is full
-                    return self
-                self._stack.enter_context(filler)
+                    return self  # this SYN was dropped: the queue was full already
+                wait_for(lambda: self.queued()[0] >= n, self.FILL_TIMEOUT,
+                         f"{self!r}: connection {n} did not reach the accept queue", error=SetupError)
             raise SetupError(
-                f"the accept queue of {format_address(self.address)} took {self.MAX_FILLERS} connections "
-                f"without filling; this kernel does not drop SYNs on a full backlog"
+                f"the accept queue of {self!r} took {self.MAX_FILLERS} connections without filling; "
+                f"this kernel does not drop SYNs on a full backlog"
             )
         except BaseException:
             self.close()

@@ -107,6 +107,12 @@ def test_full_backlog_listener_makes_connect_time_out_not_refused():
     assert "FullBacklogListener 127.0.0.1:" in repr(full)
 
 
+def test_full_backlog_listener_queue_is_over_its_limit():
+    with FullBacklogListener() as full:
+        waiting, limit = full.queued()
+        assert full.full() and (waiting, limit) == (1, 0)  # backlog 0 holds one connection on Linux
+
+
 def test_full_backlog_listener_closes_everything():
     with no_leaked_sockets("FullBacklogListener"):
         with FullBacklogListener() as full:

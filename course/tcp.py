@@ -14,9 +14,10 @@ own thread and record what they saw in `events`. Each is also a CLI peer (`pytho
 - `TcpChatServer` ("tcp-chat") is seed 004's chat with a scripted operator; "exit" ends a chat.
 
 Between two writes, `ReplyThenCloseServer` (and the checks' clients, when they split a message on
-purpose) wait until the peer has *read* what was sent, as the kernel reports it in /proc/net/tcp
-(`wait_until_peer_read`). That is a condition, not a sleep: the pieces reach the reader as separate
-recv() results on any machine, so a reader that assumes "one recv = one message" fails every time.
+purpose) wait until the peer has *read* what was sent, as the kernel reports it (`queues`: the
+sock_diag netlink lookup that `ss` uses, or /proc/net/tcp where netlink is not allowed). That is a
+condition, not a sleep: the pieces reach the reader as separate recv() results on any machine, so
+a reader that assumes "one recv = one message" fails every time.
 
 The second half of the module runs a learner's code against these peers. A learner's server is a
 function `serve(listener, stop)`: `ServerUnderTest` makes the listening socket (127.0.0.1, port 0),

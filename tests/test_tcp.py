@@ -3,7 +3,6 @@ checks pass correct learner code, fail wrong code with a useful sentence, and fa
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import socket
 import threading

@@ -39,7 +39,6 @@ from course.errors import PeerError, SetupError, YourCodeError
 from course.serving import Address, TcpServer, format_address, loopback_host, register
 
 DESCRIBE_KEYS = ("family", "type", "local", "peer", "timeout", "blocking")
-PROBE_RESULTS = ("open", "refused", "timeout")
 # connect_ex returns the errno; a connect that ran out of the socket's timeout returns EAGAIN
 # (CPython's SOCK_TIMEOUT_ERR, which is EWOULDBLOCK == EAGAIN on Linux), not ETIMEDOUT. ETIMEDOUT
 # is what the kernel itself reports when its SYN retries run out (about 2 minutes by default).
@@ -219,8 +218,7 @@ class LineServer(TcpServer):
 
     Each chunk is written only after the client's kernel receive queue is empty again (read from
     /proc/net/tcp), so a client sees the chunks one by one, however fast the machine is: a reader
-    that assumes one recv() is one line is caught every time. With `close=False` the server sends
-    the lines and then keeps the connection open without sending more. Give the client socket as
+    that assumes one recv() is one line is caught every time. Give the client socket as
     `reader` when it lives in the same process: its queue is then read cheaply from its descriptor.
     """
 
@@ -233,14 +231,12 @@ class LineServer(TcpServer):
         port: int = 0,
         payload: bytes = DEFAULT_LINES,
         chunks: Sequence[int] = (1, 2, 3, 5, 8),
-        close: bool = True,
         reader: socket.socket | None = None,
     ):
         super().__init__(host, port)
         self.reader = reader
         self.payload = payload
         self.pieces = chunked(payload, chunks) if payload else []
-        self.close_after = close
 
     def handle_connection(self, conn: socket.socket, addr: Address) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -248,12 +244,8 @@ class LineServer(TcpServer):
             conn.sendall(piece)
             self.record("send", format_address(addr), piece)
             self.wait_until_read(conn)
-        if self.close_after:
-            conn.shutdown(socket.SHUT_WR)  # FIN: the client reads b'' (EOF) after the last byte
-            self.record("eof", format_address(addr))
-            return
-        while self.recv_or_stop(conn):
-            pass  # keep the connection open until the client closes or we stop
+        conn.shutdown(socket.SHUT_WR)  # FIN: the client reads b'' (EOF) after the last byte
+        self.record("eof", format_address(addr))
 
     def wait_until_read(self, conn: socket.socket) -> None:
         """Wait (at most CHUNK_WAIT s) until the client's receive queue is empty or it is gone."""

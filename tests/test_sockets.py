@@ -164,15 +164,6 @@ def test_line_server_records_what_it_sent_and_its_eof():
     assert [e[2] for e in server.events_of("send")] == [b"a\n", b"b\n"]
 
 
-def test_line_server_without_close_keeps_the_connection_open():
-    with LineServer(payload=b"x\n", chunks=(2,), close=False) as server, socket.socket() as s:
-        s.settimeout(0.3)
-        s.connect(server.address)
-        assert s.recv(10) == b"x\n"
-        with pytest.raises(TimeoutError):
-            s.recv(10)
-
-
 def test_line_server_is_registered_for_the_cli():
     assert load_peers()["tcp-lines"] is LineServer
 

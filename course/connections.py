@@ -851,7 +851,7 @@ def _ask(sock: socket.socket, line: bytes) -> bytes | None:
         return None
 
 
-def _first_line(sock: socket.socket, wait: float = 1.0) -> bytes | None:
+def _first_line(sock: socket.socket, wait: float) -> bytes | None:
     """What a connection receives before sending anything: a refusal line, b'' if the server just
     closed it, or None if nothing came within `wait` s (the server is waiting for a request)."""
     sock.settimeout(wait)
@@ -883,7 +883,7 @@ def check_connection_cap(cls, cap: int = 2, hosts: tuple[str, ...] = ("127.0.0.2
             _served(opened[-1], f"{first} #{i + 1}".encode(), f"connection {i + 1} of {first}", name)
         extra = connect_from(first, server.address)
         opened.append(extra)
-        line = _first_line(extra)
+        line = _first_line(extra, wait=2.0)
         if line is None:
             raise YourCodeError(f"your {name}(max_per_client={cap}) kept connection {cap + 1} from {first} open; count "
                                 f"the open connections of each client IP (addr[0]) and refuse the extra one")
@@ -932,7 +932,7 @@ def check_cap_frees_slots(cls, cap: int = 2, host: str = "127.0.0.4") -> None:
     """The cap counts open connections only: when one of a client's connections ends (the client
     closes it, or the server closes it as idle), that client may connect again."""
     name = getattr(cls, "__name__", "your server")
-    idle_timeout = 0.3
+    idle_timeout = 0.5
     server = _start_server(cls, idle_timeout=idle_timeout, max_per_client=cap)
     opened: list[socket.socket] = []
     try:

@@ -91,8 +91,23 @@ def parse_reply(data: bytes) -> dict | None:
 # ----------------------------------------------------------------------------------------------
 
 
+class _UdpPeer(UdpServer):
+    """A UdpServer whose sends made while it is being closed are dropped quietly: closing a peer
+    in the middle of an answer is not an error (the check that closed it has its verdict)."""
+
+    def sendto(self, data: bytes, addr: Address, sock: socket.socket | None = None) -> None:
+        try:
+            if sock is None:
+                super().sendto(data, addr)
+            else:
+                sock.sendto(data, addr)
+        except OSError:
+            if not self.stopping:
+                raise
+
+
 @register("udp-echo")
-class UdpEchoServer(UdpServer):
+class UdpEchoServer(_UdpPeer):
     """Sends every datagram back to the address it came from."""
 
     def handle_datagram(self, data: bytes, addr: Address) -> None:
@@ -100,7 +115,7 @@ class UdpEchoServer(UdpServer):
 
 
 @register("udp-sum")
-class UdpSumServer(UdpServer):
+class UdpSumServer(_UdpPeer):
     """Answers seed 002's JSON sum over UDP: {"A":7,"B":4} -> {"Sum":11} (and {"Error": ...})."""
 
     def handle_datagram(self, data: bytes, addr: Address) -> None:
@@ -121,7 +136,7 @@ def drops(index: int, drop: Iterable[int] | str = (), every: int | None = None, 
 
 
 @register("udp-lossy")
-class LossyUdpServer(UdpServer):
+class LossyUdpServer(_UdpPeer):
     """Drops chosen datagrams on purpose and answers the others (sum protocol, or echo).
 
     drop: indices of datagrams to drop (0 = the first one received), or "all";
@@ -198,7 +213,7 @@ class LossyUdpServer(UdpServer):
             stale["Sum"], forged["Sum"] = body["Sum"] + 1000, body["Sum"] + 1
         self.sendto(json.dumps(stale).encode("utf-8"), addr)
         forged_bytes = json.dumps(forged).encode("utf-8")
-        self.decoy.sendto(forged_bytes, addr)
+        self.sendto(forged_bytes, addr, sock=self.decoy)
         self.record("stray", format_address(addr), forged_bytes)
 
     def senders(self) -> list[Address]:
@@ -211,7 +226,7 @@ class LossyUdpServer(UdpServer):
 
 
 @register("udp-chat")
-class UdpChatPeer(UdpServer):
+class UdpChatPeer(_UdpPeer):
     """One end of seed 001's UDP chat: hears lines, answers each with `reply(text)` when given
     (no answer by default), and `say(text, to)`s lines of its own.
 

@@ -55,9 +55,19 @@ TCP_LISTEN, TCP_TIME_WAIT = 10, 6
 
 
 def _diag_lookup(local: Address, remote: Address) -> tuple[int, int] | None:
-    """(receive queue, send queue) of the IPv4 TCP socket local -> remote, asked to the kernel
-    with one sock_diag netlink request (what `ss` uses), or None if there is no such connection.
-    An exact lookup costs microseconds however many sockets the machine has."""
+    """(receive queue, send queue) of the IPv4 TCP connection local -> remote, or None if there
+    is no such connection (none, only a listener, or one in TIME_WAIT)."""
+    found = _diag(local, remote)
+    if found is None or found[0] in (TCP_LISTEN, TCP_TIME_WAIT):  # the lookup fell back on the listener, or a dead connection
+        return None
+    return found[1], found[2]
+
+
+def _diag(local: Address, remote: Address) -> tuple[int, int, int] | None:
+    """(state code, receive queue, send queue) of the IPv4 TCP socket local -> remote (remote
+    ('0.0.0.0', 0) finds a listener), asked to the kernel with one sock_diag netlink request (what
+    `ss` uses); None if there is none. An exact lookup costs microseconds however many sockets the
+    machine has; OSError where netlink is not allowed."""
     request = (
         struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF)
         + struct.pack(">HH", local[1], remote[1])
@@ -76,11 +86,29 @@ def _diag_lookup(local: Address, remote: Address) -> tuple[int, int] | None:
         if errno in (0, -2):  # ENOENT: no such connection
             return None
         raise OSError(-errno, "sock_diag lookup failed")
-    state = reply[16 + 1]
-    if state in (TCP_LISTEN, TCP_TIME_WAIT):  # the lookup fell back on the listener, or a dead connection
-        return None
     rqueue, wqueue = struct.unpack_from("=II", reply, 16 + 56)
-    return rqueue, wqueue
+    return reply[16 + 1], rqueue, wqueue
+
+
+def state_of(sock: socket.socket) -> str:
+    """The kernel's TCP state of `sock` ('LISTEN', 'ESTABLISHED', 'CLOSE_WAIT'...), found with one
+    sock_diag lookup (`kernel.tcp_state`, which reads the whole /proc table, where netlink is
+    not allowed, or for IPv6)."""
+    try:
+        local = sock.getsockname()
+        try:
+            remote = sock.getpeername()
+        except OSError:
+            remote = ("0.0.0.0", 0)
+        if sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM:
+            found = _diag(local, remote)
+            if found is not None and (remote[1] or found[0] == TCP_LISTEN):
+                return kernel.TCP_STATES.get(found[0], f"UNKNOWN({found[0]})")
+            if found is None:
+                return "CLOSE"
+    except OSError:
+        pass
+    return kernel.tcp_state(sock)
 
 
 def queues(sock: socket.socket) -> tuple[int, int]:
@@ -494,7 +522,7 @@ def socket_table(**named: socket.socket) -> str:
             peer = format_address(sock.getpeername())
         except OSError:
             peer = "(no peer)"
-        rows.append(f"{name:<10} local {format_address(sock.getsockname()):<17} peer {peer:<17} {kernel.tcp_state(sock)}")
+        rows.append(f"{name:<10} local {format_address(sock.getsockname()):<17} peer {peer:<17} {state_of(sock)}")
     return "\n".join(rows)
 
 

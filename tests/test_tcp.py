@@ -480,3 +480,14 @@ def test_queues_ask_the_kernel_about_one_connection():
         assert tcp._diag_lookup(client.getsockname(), client.getpeername()) == (0, 0)
         assert tcp._diag_lookup(conn.getsockname(), conn.getpeername()) == (4, 0)
     assert tcp._diag_lookup(("127.0.0.1", 1), ("127.0.0.1", 2)) is None
+
+
+def test_state_of_agrees_with_the_proc_table():
+    with tcp.accepted_connection() as (listener, conn, client):
+        for sock in (listener, conn, client):
+            assert tcp.state_of(sock) == tcp_state(sock)
+        client.close()
+        wait_for(lambda: tcp.state_of(conn) == "CLOSE_WAIT", 2.0, "the server side never saw the FIN")
+        assert tcp_state(conn) == "CLOSE_WAIT"
+    with socket.socket() as fresh:
+        assert tcp.state_of(fresh) == "CLOSE"

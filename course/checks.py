@@ -192,12 +192,20 @@ def no_leaked_sockets(what: str, ignore_ports: Iterable[int] = (), grace: float 
     ignore = set(ignore_ports)
     yield
 
-    def leaked() -> list[kernel.SocketEntry]:
+    def leaked() -> list[str]:
         new = kernel.socket_inodes_of_this_process() - before
         if not new:
             return []
-        found = [e for e in kernel.all_sockets() if e.inode in new]
-        return [e for e in found if e.local[1] not in ignore]
+        listed = {e.inode: e for e in kernel.all_sockets() if e.inode in new}
+        found = []
+        for inode in sorted(new):
+            e = listed.get(inode)
+            if e is None:
+                # open but in no /proc/net table: never bound or connected (a failed connect, say)
+                found.append("a socket that is neither bound nor connected")
+            elif e.local[1] not in ignore:
+                found.append(f"{e.proto} {e.local[0]}:{e.local[1]} -> {e.remote[0]}:{e.remote[1]} {e.state}")
+        return found
 
     deadline = Deadline(grace)
     left = leaked()
@@ -205,9 +213,7 @@ def no_leaked_sockets(what: str, ignore_ports: Iterable[int] = (), grace: float 
         time.sleep(0.01)
         left = leaked()
     if left:
-        listed = ", ".join(
-            f"{e.proto} {e.local[0]}:{e.local[1]} -> {e.remote[0]}:{e.remote[1]} {e.state}" for e in left[:3]
-        )
+        listed = ", ".join(left[:3])
         raise YourCodeError(
             f"{what} left {len(left)} socket(s) open ({listed}); close every socket it creates, "
             f"for example with `with socket.socket(...) as s:`"

@@ -114,3 +114,12 @@ def test_closed_sockets_and_the_servers_own_sockets_are_not_leaks():
             with socket.create_connection(server.address, timeout=2) as s:
                 s.sendall(b"x")
                 assert s.recv(1) == b"x"
+
+
+def test_a_socket_that_never_connected_is_a_leak_too():
+    kept = []
+    with pytest.raises(YourCodeError) as info:
+        with no_leaked_sockets("probe()", grace=0.1):
+            kept.append(socket.socket())
+    kept[0].close()
+    assert str(info.value).startswith("probe() left 1 socket(s) open (a socket that is neither bound nor connected)")

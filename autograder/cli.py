@@ -204,6 +204,7 @@ def grade(args) -> int:
     for i in range(args.jobs + 1):
         slots.put(i)
     failures: list[str] = []
+    broken: dict[str, str] = {}  # assignment -> why it cannot be graded (its solution fails)
     started = time.monotonic()
 
     def with_slot(fn, *a):
@@ -242,7 +243,11 @@ def grade(args) -> int:
                     try:
                         record = f.result()
                     except gr.GraderError as exc:
-                        raise Fatal(str(exc)) from None
+                        if s.assignment not in broken:
+                            broken[s.assignment] = str(exc)
+                            print(f"autograder: cannot grade {s.assignment}: {exc}", file=sys.stderr)
+                        progress.advance(f"{s.student} {s.assignment}: not graded")
+                        continue
                     except Exception as exc:
                         failures.append(f"{s.student}/{s.assignment}: {type(exc).__name__}: {exc}")
                         traceback.print_exc(file=sys.stderr)
@@ -264,12 +269,16 @@ def grade(args) -> int:
     gradebook_ready()
     store_pending()
 
-    students = sorted({s.student for s in subs})
-    gbk.export(url, args.out, [a.name for a in assignments], students)
+    students = sorted({s.student for s in subs if s.assignment not in broken})
+    gbk.export(url, args.out, [a.name for a in assignments if a.name not in broken], students)
     if args.feedback:
         for r in records.values():
             fb.write(r, args.feedback)
     print(report.summary(records, assignments, time.monotonic() - started, failures, collected.skipped))
+    if broken:
+        for name, why in broken.items():
+            print(f"autograder: {name} was not graded (left out of {args.out}): {why}", file=sys.stderr)
+        return 2
     if failures:
         print(f"autograder: the grader failed on {len(failures)} submission(s); run again to retry them:", file=sys.stderr)
         for f in failures:

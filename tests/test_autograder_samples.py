@@ -22,7 +22,7 @@ from autograder.release import REPO, assignments as repo_assignments
 from autograder.samples.check import problems, read_csv
 
 FIXTURE = REPO / "tests" / "fixtures" / "course"
-pytestmark = pytest.mark.grading
+pytestmark = [pytest.mark.grading, pytest.mark.timeout(1800)]
 
 
 def grade_class(tmp: Path, root: Path, names: list[str], hostile_on: set[str]) -> dict:

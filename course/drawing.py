@@ -28,7 +28,7 @@ def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     _show_in_ipython(Figure)
-    return Figure(figsize=(width, height), dpi=100)
+    return Figure(figsize=(width, height), dpi=80)
 
 
 def _show_in_ipython(figure_class) -> None:
@@ -43,7 +43,7 @@ def _show_in_ipython(figure_class) -> None:
     from IPython.core.pylabtools import print_figure
 
     formatter = shell.display_formatter.formatters["image/png"]
-    formatter.for_type(figure_class, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+    formatter.for_type(figure_class, lambda fig: print_figure(fig, "png"))  # laid out already
 
 
 def segment_label(seg, index: int | None = None) -> str:
@@ -85,7 +85,7 @@ def sequence_diagram(segments: Sequence, title: str = "", labels: Sequence[str] 
     return fig
 
 
-def state_timeline(recorder_or_timeline, title: str = "TCP states seen in /proc/net/tcp"):
+def state_timeline(recorder_or_timeline, title: str = "TCP states the kernel showed"):
     """One row per socket, one coloured bar per state it was in; accepts a StateRecorder or its
     timeline() dict {label: [(start, end, state), ...]} (seconds)."""
     timeline = recorder_or_timeline.timeline() if hasattr(recorder_or_timeline, "timeline") else recorder_or_timeline

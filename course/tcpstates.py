@@ -151,7 +151,9 @@ class _Life:
         self.opened.append(s)
         s.settimeout(STEP_TIMEOUT)
         if rcvbuf:
+            # small fixed buffers: filling them takes a few hundred kB, not the autotuned megabytes
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * rcvbuf)
         return s
 
     def observe(self, step: str, endpoint: str, events: Iterable[str], target) -> None:
@@ -326,7 +328,7 @@ def watch(scenario: str):
     the server's connection; returns the recorder (its `.observations` holds the steps)."""
     from course.kernel import StateRecorder
 
-    with StateRecorder(interval=0.005, max_seconds=5.0) as rec:
+    with StateRecorder(interval=0.02, max_seconds=5.0) as rec:
         rec.observations = observe(scenario, recorder=rec)
     return rec
 

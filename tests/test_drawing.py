@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from course import capture, drawing, kernel, tcpstates  # noqa: E402
+from course.deadline import wait_for  # noqa: E402
 
 
 def render(fig) -> bytes:
@@ -39,7 +40,7 @@ def test_state_timeline_from_a_real_recorder():
         server, _ = listener.accept()
         with kernel.StateRecorder(client=client, server=server) as rec:
             client.close()
-            kernel.wait_for_state(server, "CLOSE_WAIT")
+            wait_for(lambda: "CLOSE_WAIT" in rec.states("server"), 2.0, "the recorder never saw CLOSE_WAIT")
             server.close()
             kernel.wait_for_state(listener.getsockname()[1], "TIME_WAIT")
     fig = drawing.state_timeline(rec, title="close")

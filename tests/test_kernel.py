@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from course import kernel
+from course.deadline import wait_for
 
 
 @pytest.fixture
@@ -56,10 +57,13 @@ def test_an_open_socket_whose_connection_is_in_time_wait_reports_time_wait(pair)
     _, client, server = pair
     server.shutdown(socket.SHUT_WR)
     kernel.wait_for_state(client, "CLOSE_WAIT")
-    client.close()
-    kernel.wait_for_state(server, "TIME_WAIT")  # followed by 4-tuple: the fd is open but the socket is CLOSE
+    name = kernel.connection_of(server)
+    with kernel.StateRecorder(server=server) as rec:
+        client.close()
+        kernel.wait_for_state(name, "TIME_WAIT")
+    assert rec.states("server")[-1] == "TIME_WAIT"  # followed by 4-tuple: the fd is open, the socket CLOSE
     assert kernel.tcp_state(server) == "CLOSE"  # the old function keeps its meaning
-    assert kernel.connection_state(server) == "TIME_WAIT"
+    assert kernel.connection_state(name) == "TIME_WAIT"
 
 
 def test_wait_for_state_on_a_port_and_its_timeout_message(pair):
@@ -76,7 +80,7 @@ def test_state_recorder_records_changes_and_stops_its_thread(pair):
     _, client, server = pair
     with kernel.StateRecorder(client=client, server=server) as rec:
         client.close()
-        kernel.wait_for_state(server, "CLOSE_WAIT")
+        wait_for(lambda: "CLOSE_WAIT" in rec.states("server"), 2.0, "the recorder never saw CLOSE_WAIT")
         server.close()
         kernel.wait_for_state(rec._follow["client"].conn, "TIME_WAIT")
     assert rec.states("client")[0] == "ESTABLISHED" and rec.states("client")[-1] == "TIME_WAIT"
@@ -91,7 +95,7 @@ def test_state_recorder_on_a_port_sees_every_socket_of_it(pair):
     port = listener.getsockname()[1]
     with kernel.StateRecorder(port=port) as rec:
         client.close()
-        kernel.wait_for_state(server, "CLOSE_WAIT")
+        wait_for(lambda: any("CLOSE_WAIT" in rec.states(l) for l in rec.labels()), 2.0, "no CLOSE_WAIT recorded")
     labels = rec.labels()
     assert any(l.endswith("0.0.0.0:0") for l in labels)
     assert any("CLOSE_WAIT" in rec.states(l) for l in labels)

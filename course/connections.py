@@ -36,9 +36,9 @@ import time
 from typing import Any, Callable
 
 from course.checks import call_with_deadline, expect_type, no_leaked_sockets, record_evidence
-from course.deadline import Deadline, wait_for
+from course.deadline import wait_for
 from course.errors import PeerError, SetupError, YourCodeError
-from course.kernel import all_sockets, sockets_on_port
+from course.kernel import sockets_on_port
 from course.serving import POLL, Address, TcpServer, UdpServer, format_address, register
 
 REQUEST_TIMEOUT = 2.0  # seconds any single request of this module may take on loopback
@@ -309,12 +309,16 @@ def time_wait_table(port: int) -> list[tuple[str, str, str]]:
     )
 
 
+def _ipv4_endpoint(text: str) -> tuple[str, int]:
+    """'0100007F:8503' (an address of /proc/net/tcp: one 32-bit word in host order) -> ('127.0.0.1', 34051)."""
+    hex_ip, hex_port = text.split(":")
+    return socket.inet_ntoa(struct.pack("=I", int(hex_ip, 16))), int(hex_port, 16)
+
+
 def _proc_tcp_timers() -> dict[tuple[tuple[str, int], tuple[str, int]], tuple[int, float]]:
     """(local, remote) -> (timer kind, seconds left) of every IPv4 TCP socket. Kinds
     (net/ipv4/tcp_ipv4.c): 0 none, 1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 zero-window probe."""
-    from course.kernel import _decode_address
-
-    ticks = os.sysconf("SC_CLK_TCK")
+    ticks = os.sysconf("SC_CLK_TCK")  # the file counts in clock ticks (USER_HZ)
     timers = {}
     with open("/proc/net/tcp") as f:
         for line in f.read().splitlines()[1:]:
@@ -322,8 +326,7 @@ def _proc_tcp_timers() -> dict[tuple[tuple[str, int], tuple[str, int]], tuple[in
             if len(fields) < 6:
                 continue
             kind, when = fields[5].split(":")
-            local = _decode_address(fields[1], socket.AF_INET)
-            remote = _decode_address(fields[2], socket.AF_INET)
+            local, remote = _ipv4_endpoint(fields[1]), _ipv4_endpoint(fields[2])
             timers[(local, remote)] = (int(kind, 16), int(when, 16) / ticks)
     return timers
 

@@ -890,6 +890,9 @@ def check_connection_cap(cls, cap: int = 2, hosts: tuple[str, ...] = ("127.0.0.2
         if line is None:
             raise YourCodeError(f"your {name}(max_per_client={cap}) kept connection {cap + 1} from {first} open; count "
                                 f"the open connections of each client IP (addr[0]) and refuse the extra one")
+        if line == b"":
+            raise YourCodeError(f"your {name}(max_per_client={cap}) closed connection {cap + 1} from {first} without a "
+                                f"full line; send one line starting with b'ERROR' and ending with b'\\n', then close")
         if not line.startswith(b"ERROR"):
             raise YourCodeError(f"your {name}(max_per_client={cap}) refused connection {cap + 1} from {first} with "
                                 f"{line!r}; send one line starting with b'ERROR' that says why, then close")

@@ -414,3 +414,10 @@ def test_blank_stubs_fail_fast_with_not_implemented():
         with pytest.raises(NotImplementedError):
             check(arg)
     assert time.monotonic() - start < 5.0
+
+
+def test_server_that_refuses_without_a_full_line_fails():
+    ns = learner_namespace(limited_server_code=SERVER_GLOBAL_CAP.replace('"everyone"', "addr[0]").replace(
+        'b"ERROR too many connections\\n"', 'b"ERROR too many connections"'))
+    with pytest.raises(YourCodeError, match="without a full line"):
+        cx.check_connection_cap(ns["LimitedEchoServer"])

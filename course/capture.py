@@ -510,15 +510,17 @@ def label_segments(segments: list[Segment]) -> list[str]:
     return labels
 
 
-def segments_from_conversation(conv: list[tuple[str, str, int]], client_isn: int = 1000, server_isn: int = 8000) -> list[Segment]:
-    """Segments built from a (sender, flags, length) list with the arithmetic of course.seqack:
-    the checks use these to try shapes a live capture rarely shows."""
+def segments_from_conversation(conv: list[tuple[str, str, int]], client_isn: int = 1000, server_isn: int = 8000,
+                               mss: int | None = 65495) -> list[Segment]:
+    """Segments built from a (sender, flags, length) list with the arithmetic of course.seqack
+    (SYNs carry `mss` as their option): the checks use these to try shapes a live capture rarely
+    shows, and the notebook draws seed 000's conversation with them."""
     from course.seqack import number_conversation
 
     numbers = number_conversation(conv, client_isn, server_isn)
     return [
         Segment(t=round(i * 0.001, 6), sender=sender, flags=flags, seq=seq, ack=ack, length=length, window=65535,
-                mss=65495 if "SYN" in flags else None, header_length=40 if "SYN" in flags else 32)
+                mss=mss if "SYN" in flags else None, header_length=40 if "SYN" in flags else 32)
         for i, ((sender, flags, length), (seq, ack)) in enumerate(zip(conv, numbers))
     ]
 

@@ -553,3 +553,13 @@ def ss(port: int) -> str:
     except (OSError, _subprocess.TimeoutExpired) as exc:
         return f"(ss is not available here: {exc}; the same lines come from /proc/net/tcp)"
     return out.stdout.rstrip()
+
+
+def interface_mtu(name: str = "lo") -> int:
+    """The MTU of a network interface, from the SIOCGIFMTU ioctl (works where /sys is absent)."""
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16si20x", name.encode()[:15], 0)
+        reply = fcntl.ioctl(s.fileno(), 0x8921, request)  # SIOCGIFMTU, linux/sockios.h
+    return struct.unpack("16si20x", reply)[1]

@@ -121,3 +121,14 @@ def test_ss_lists_the_listener(pair):
     listener, _, _ = pair
     out = kernel.ss(listener.getsockname()[1])
     assert "LISTEN" in out or "not available" in out
+
+
+def test_loopback_mtu_from_the_ioctl_matches_sys():
+    mtu = kernel.interface_mtu("lo")
+    assert mtu >= 1500
+    try:
+        assert mtu == int(open("/sys/class/net/lo/mtu").read())
+    except FileNotFoundError:
+        pass
+    with pytest.raises(OSError):
+        kernel.interface_mtu("no-such-if0")

@@ -10,6 +10,7 @@ next run), 130 when interrupted (the next run finishes the class).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import queue
@@ -139,8 +140,17 @@ def grade(args) -> int:
     url = gbk.db_url(db)
     limits = sb.Limits(memory=args.memory_mb * 1024**2, cell_timeout=args.cell_timeout or cfg["timeout"], wall=args.wall)
     options = gr.Options(limits=limits, sandboxed=not args.no_sandbox, state=state)
-    (state / "runs").mkdir(parents=True, exist_ok=True)
-    os.chmod(state / "runs", 0o711)
+    state.mkdir(parents=True, exist_ok=True)
+    lock = open(state / "lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise Fatal(f"another grader is running with the state folder {state}; wait for it or pass another --state") from None
+    runs = state / "runs"
+    if runs.exists():  # working copies left by a grader that was killed
+        shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(parents=True, exist_ok=True)
+    os.chmod(runs, 0o711)
 
     # the gradebook knows each assignment (nbgrader's generate_assignment, with the course config);
     # done in the background while the first kernels run: no grade is stored before it is ready
@@ -254,11 +264,10 @@ def grade(args) -> int:
                         progress.advance(f"{s.student} {s.assignment}: grader error")
                         continue
                     records[(s.assignment, s.student)] = record
+                    unstored.append((record, s.timestamp))
                     if not prep.is_alive():
                         gradebook_ready()
                         store_pending()
-                    else:
-                        unstored.append((record, s.timestamp))
                     progress.advance(f"{s.student} {s.assignment} {record['score']:g}/{record['max_score']:g}")
                 progress.draw()
         except BaseException:

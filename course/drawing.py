@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from matplotlib.figure import Figure  # imported with the module: a notebook's first picture stays quick
+
 # Colours of the states in timelines and in the diagram: opening blue, open green, closing orange,
 # waiting-out red, closed grey.
 STATE_COLOURS = {
@@ -25,8 +27,6 @@ STATE_COLOURS = {
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
     _show_in_ipython(Figure)
     return Figure(figsize=(width, height), dpi=80)
 

@@ -132,3 +132,22 @@ def test_loopback_mtu_from_the_ioctl_matches_sys():
         pass
     with pytest.raises(OSError):
         kernel.interface_mtu("no-such-if0")
+
+
+def test_without_sock_diag_the_proc_fallback_gives_the_same_states(pair, monkeypatch):
+    monkeypatch.setattr(kernel, "_DIAG_WORKS", False)  # as in a sandbox without NETLINK_SOCK_DIAG
+    listener, client, server = pair
+    name = kernel.connection_of(client)
+    client.close()
+    kernel.wait_for_state(server, "CLOSE_WAIT")
+    server.close()
+    assert kernel.wait_for_state(name, "TIME_WAIT") == "TIME_WAIT"
+    assert kernel.wait_for_state(listener.getsockname()[1], "TIME_WAIT") == "TIME_WAIT"
+    assert kernel._DIAG_WORKS is False
+
+
+def test_sock_diag_and_proc_agree_on_a_port(pair):
+    listener, client, server = pair
+    port = listener.getsockname()[1]
+    by_diag = sorted((e.local, e.remote, e.state) for e in kernel._on_port(port))
+    assert by_diag == kernel.states_on_port(port)

@@ -155,7 +155,8 @@ def states_on_port(port: int) -> list[tuple[tuple[str, int], tuple[str, int], st
 # A connection is named by its 4-tuple (local, remote). The kernel keeps that name when the socket
 # that owned it is gone: after close() a connection can still be in FIN_WAIT2, LAST_ACK or
 # TIME_WAIT, on a line of /proc/net/tcp whose inode is 0. So the functions below follow a socket
-# by its inode while it is open and by its 4-tuple afterwards.
+# through its own TCP_INFO while its descriptor is open, and by its 4-tuple afterwards (a
+# sock_diag netlink query, as `ss` makes; /proc/net/tcp where netlink is not available).
 # ==============================================================================================
 import re as _re
 import subprocess as _subprocess
@@ -341,7 +342,7 @@ def _own_state(sock: socket.socket) -> str | None:
 
 
 class _Follow:
-    """Follows one socket: by inode while its file descriptor is open, then by its 4-tuple."""
+    """Follows one socket: its own TCP_INFO while its descriptor is open, then its 4-tuple."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock

@@ -27,7 +27,7 @@ def test_a_hanging_function_fails_in_time_with_a_pinned_message():
     with pytest.raises(YourCodeError) as info:
         call_with_deadline(serve_forever, 5000, timeout=0.2)
     release.set()
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 5  # ended by the deadline, not by the function
     assert str(info.value) == (
         "serve_forever(5000) did not return within 0.2 s; does every recv/accept/recvfrom in it "
         "have a timeout, and does its loop end?"

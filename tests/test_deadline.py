@@ -16,7 +16,7 @@ def test_wait_for_raises_with_the_message_built_at_the_deadline():
     start = time.monotonic()
     with pytest.raises(YourCodeError, match="still 0 after 0.05 s"):
         wait_for(lambda: seen.append(1) and False, 0.05, lambda: f"still 0 after 0.05 s ({len(seen)} looks)")
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 5.0  # bounded by the deadline, not hung
     assert len(seen) >= 2
 
 

@@ -7,11 +7,14 @@ it produced no error output, which is nbgrader's own rule for autograded test ce
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -76,22 +79,31 @@ def execute(
     nb = copy.deepcopy(nb)
     for grade_id, source in (replace or {}).items():
         cell_by_grade_id(nb, grade_id).source = source
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        startup_timeout=startup_timeout,
-        kernel_name="python3",
-        allow_errors=True,
-        record_timing=True,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
     stopped = ""
-    try:
-        client.execute()
-    except CellTimeoutError as exc:
-        stopped = f"a cell ran longer than {timeout} s: {str(exc).splitlines()[0]}"
-    except DeadKernelError as exc:
-        stopped = f"the kernel died: {exc}"
+    # ZeroMQ over unix sockets in a private folder: TCP ports chosen for the kernel's channels can be
+    # taken by another process before the kernel binds them when many notebooks run at once.
+    with tempfile.TemporaryDirectory(prefix="course-kernel-") as tmp:
+        km = KernelManager(
+            kernel_name="python3",
+            transport="ipc",
+            ip=os.path.join(tmp, "k"),
+            connection_file=os.path.join(tmp, "kernel.json"),
+        )
+        client = NotebookClient(
+            nb,
+            km=km,
+            timeout=timeout,
+            startup_timeout=startup_timeout,
+            allow_errors=True,
+            record_timing=True,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
+        try:
+            client.execute()
+        except CellTimeoutError as exc:
+            stopped = f"a cell ran longer than {timeout} s: {str(exc).splitlines()[0]}"
+        except DeadKernelError as exc:
+            stopped = f"the kernel died: {exc}"
     return nb, results_of(nb, stopped)
 
 

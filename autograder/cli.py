@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def grade(args) -> int:
+    # nbgrader runs `alembic` from PATH when it opens a gradebook: make the venv's bin findable
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     root = (args.root or (Path.cwd() if (Path.cwd() / "nbgrader_config.py").exists() else REPO)).resolve()
     cfg = course_config(root)
     if args.jobs < 1:
@@ -159,6 +163,12 @@ def grade(args) -> int:
     prep_error: list[str] = []
 
     def prepare_gradebook() -> None:
+        try:
+            _prepare_gradebook()
+        except Exception as exc:  # reported by gradebook_ready(), in the main thread
+            prep_error.append(f"cannot prepare the gradebook {db}: {type(exc).__name__}: {exc}")
+
+    def _prepare_gradebook() -> None:
         for a in assignments:
             cells = {}
             for nbname, path in a.source.items():
@@ -166,11 +176,9 @@ def grade(args) -> int:
                 cells[nbname] = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"].get("points", 0))
                                  for c in nb.cells if gr.asm.meta(c).get("grade")}
             if not gbk.assignment_is_current(url, a.name, cells):
-                try:
-                    gbk.add_assignment(root, cfg["source"], a.name, url)
-                except Exception as exc:
-                    prep_error.append(str(exc))
-                    return
+                gbk.add_assignment(root, cfg["source"], a.name, url)
+                if not gbk.assignment_is_current(url, a.name, cells):
+                    raise RuntimeError(f"nbgrader generate_assignment {a.name} did not put it in the gradebook")
 
     prep = threading.Thread(target=prepare_gradebook, name="gradebook", daemon=True)
     prep.start()

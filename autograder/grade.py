@@ -328,6 +328,7 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
             else:
                 message = safe_message(r.error, hidden) or "the check failed"
             entry["cells"].append(cell_record(m, ok, kernel_passed, flag, message, r.seconds))
+            entry["cells"][-1]["verified"] = bool(refnb["evidence"].get(gid))
         if autograded is not None:
             out = autograded / student / assignment.name
             out.mkdir(parents=True, exist_ok=True)

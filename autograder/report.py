@@ -87,6 +87,11 @@ def summary(records: dict, assignments, seconds: float, failures: list[str], ski
         rows.append(["TOTAL", f"{sum(total) / len(total):.2f}", f"{recs[0]['max_score']:g}", ""])
         out.append(f"\n{a.name}: {len(recs)} submission(s), mean score per exercise")
         out.append(table(rows, ["graded cell", "mean", "max", "full marks"]))
+    unverified = sorted({(r["assignment"], c["grade_id"]) for r in records.values() for e in r["notebooks"].values()
+                         for c in e["cells"] if c.get("verified") is False})
+    if unverified:
+        out.append("\nGraded cells whose checks publish no evidence (the kernel's word only): "
+                   + ", ".join(f"{a}/{g}" for a, g in unverified))
     hit = [[r["student"], r["assignment"], ", ".join(r["limits"]),
             "; ".join(e.get("reason", "") for e in r["notebooks"].values() if e.get("reason"))[:70]]
            for r in records.values() if r["limits"]]

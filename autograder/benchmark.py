@@ -6,8 +6,8 @@ submissions, and check that they give the same grades.
 
 The submissions are the assignment's non-hostile samples (correct, blank, classic bugs), copied
 until there are --submissions of them. Both graders start cold: the grader computes the
-solution's reference evidence in the same run, nbgrader generates its gradebook beforehand (not
-timed, as an instructor does once). Prints both times and their ratio (goal on 2 cores: <= 0.6).
+solution's reference evidence in the same run; both gradebooks get the assignment beforehand
+(`nbgrader generate_assignment`, not timed: an instructor does it once). Prints both times and their ratio (goal on 2 cores: <= 0.6).
 """
 from __future__ import annotations
 
@@ -72,6 +72,10 @@ def run_nbgrader(tmp: Path, assignment: str, submitted: Path) -> tuple[float, di
 
 def run_ours(tmp: Path, assignment: str, submitted: Path, jobs: int, tag: str = "ours") -> tuple[float, dict[str, float], str]:
     out = tmp / f"{tag}.csv"
+    # the assignment is put in the gradebook beforehand, untimed, as for nbgrader (an instructor does it once)
+    from autograder import gradebook as gbk
+
+    gbk.add_assignment(REPO, "solutions", assignment, gbk.db_url(tmp / f"{tag}.db"))
     cmd = [sys.executable, "-m", "autograder", "grade", assignment, "--submitted", str(submitted), "--out", str(out),
            "--db", str(tmp / f"{tag}.db"), "--autograded", str(tmp / f"{tag}-autograded"), "--jobs", str(jobs), "--quiet"]
     start = time.monotonic()

@@ -246,8 +246,8 @@ def grade(args) -> int:
             refs[name] = pool.submit(with_slot, lambda slot, a=by_name[name]: gr.reference(a, options, slot))
 
         def job(s: col.Submission, slot: int) -> dict:
-            ref = refs[s.assignment].result()
-            record = gr.grade_submission(by_name[s.assignment], s.student, s.files, ref, options, slot, autograded)
+            record = gr.grade_submission(by_name[s.assignment], s.student, s.files, refs[s.assignment], options, slot,
+                                         autograded)
             write_journal(journal_path(state, s.assignment, s.student), record)
             return record
 

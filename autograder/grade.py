@@ -251,18 +251,29 @@ def read_notebook(path: Path):
     return nb
 
 
-def grade_submission(assignment: Assignment, student: str, files: dict[str, Path | None], ref: dict,
+def grade_submission(assignment: Assignment, student: str, files: dict[str, Path | None], ref,
                      options: Options, slot: int, autograded: Path | None = None) -> dict:
-    """Grade one student's submission of one assignment; return the journal record."""
+    """Grade one student's submission of one assignment; return the journal record.
+
+    `ref` is the reference (a dict) or a Future of it: the submission's kernel may start while
+    the solution still runs (cells then get the configured timeouts, not ones derived from the
+    solution's times); the verdicts wait for the reference.
+    """
     started = time.monotonic()
     lim = options.limits
-    result = {"assignment": assignment.name, "student": student, "version": VERSION, "ref": ref["key"],
+    if isinstance(ref, dict):
+        ref_now = lambda: ref  # noqa: E731
+        ref_ready = lambda: True  # noqa: E731
+    else:
+        ref_now = ref.result
+        ref_ready = ref.done
+    result = {"assignment": assignment.name, "student": student, "version": VERSION, "ref": None,
               "digest": submission_digest(files), "notebooks": {}, "limits": [], "flags": [], "notes": []}
     for nbname in assignment.notebooks:
         source_nb = nbformat.read(assignment.source[nbname], as_version=4)
         release_path = assignment.release.get(nbname)
         release_nb = nbformat.read(release_path, as_version=4) if release_path and release_path.exists() else None
-        refnb = ref["notebooks"][nbname]
+        refnb = ref_now()["notebooks"][nbname] if ref_ready() else None
         hidden = hidden_lines(source_nb)
         graded = [c for c in source_nb.cells if asm.is_graded_test(c)]
         entry = {"cells": [], "notes": [], "limit": "", "reason": ""}
@@ -287,15 +298,18 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
             continue
 
         def timeout_of(i, cell):
+            if refnb is None:
+                return lim.cell_timeout
             gid = asm.meta(cell).get("grade_id")
             ref_s = refnb["seconds"].get(gid)
             if ref_s is None:
                 return lim.min_cell_timeout
             return max(lim.min_cell_timeout, min(lim.cell_timeout, 4 * ref_s + 5))
 
-        wall = lim.wall or max(60.0, 3 * refnb["total"] + 30)
+        wall = lim.wall or (max(60.0, 3 * refnb["total"] + 30) if refnb else 300.0)
         run = run_notebook(nb, options=options, slot=slot, timeout_of=timeout_of, wall=wall,
                            release_dir=assignment.release_dir, runs_root=options.state / "runs")
+        refnb = ref_now()["notebooks"][nbname]  # the verdicts need the reference: wait for it
         if run.stopped:
             entry["limit"] = run.stopped.limit
             entry["reason"] = run.stopped.reason
@@ -336,6 +350,7 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
             nbformat.write(run.nb, str(tmp))
             os.replace(tmp, out / f"{nbname}.ipynb")
         result["notes"] += entry["notes"]
+    result["ref"] = ref_now()["key"]
     result["limits"] = sorted(set(x for x in result["limits"] if x))
     result["score"] = sum(c["points"] for e in result["notebooks"].values() for c in e["cells"])
     result["max_score"] = sum(c["max_points"] for e in result["notebooks"].values() for c in e["cells"])

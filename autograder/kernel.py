@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zmq
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
@@ -191,6 +192,10 @@ class SandboxedKernel:
         kc = self.kc
         start = time.monotonic()
         msg_id = kc.execute(source, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)
+        iopub_sock, shell_sock = kc.iopub_channel.socket, kc.shell_channel.socket
+        poller = zmq.Poller()
+        poller.register(iopub_sock, zmq.POLLIN)
+        poller.register(shell_sock, zmq.POLLIN)
         run = CellRun()
         kept = 0
         reply = None
@@ -213,12 +218,16 @@ class SandboxedKernel:
                 self.kill(f"a cell ran longer than {timeout:.0f} s and ignored the interrupt", "cell-timeout")
                 raise self.dead
             self._check_alive()
+            # wait for either socket (at most 50 ms, so that limits and a dead kernel are noticed)
+            ready = dict(poller.poll(50))
             got = False
-            try:
-                msg = kc.get_iopub_msg(timeout=0.05)
-                got = True
-            except queue.Empty:
-                msg = None
+            msg = None
+            if iopub_sock in ready:
+                try:
+                    msg = kc.get_iopub_msg(timeout=0)
+                    got = True
+                except queue.Empty:
+                    msg = None
             if msg is not None:
                 size = _size(msg)
                 self.received += size
@@ -251,10 +260,10 @@ class SandboxedKernel:
                                                 "text": f"[grader: output of this cell cut at {self.limits.cell_output} bytes]\n"})
                     elif mtype == "clear_output":
                         pass
-            if reply is None:
+            if reply is None and shell_sock in ready:
                 try:
                     while True:
-                        r = kc.get_shell_msg(timeout=0 if got else 0.01)
+                        r = kc.get_shell_msg(timeout=0)
                         if r.get("parent_header", {}).get("msg_id") == msg_id:
                             reply = r
                             reply_at = time.monotonic()

@@ -26,6 +26,7 @@ from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from autograder import sandbox as sb
+from autograder.cgroup import SandboxGroup
 
 EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
 
@@ -80,6 +81,7 @@ class SandboxedKernel:
         self.wall = wall
         self.received = 0  # bytes of output read from this kernel
         self.dead: KernelGone | None = None
+        self.group: SandboxGroup | None = None
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "SandboxedKernel":
@@ -107,8 +109,20 @@ class SandboxedKernel:
             env = dict(os.environ, **{k: v for k, v in sb.kernel_env(os.getuid()).items()
                                       if k in ("NBGRADER_EXECUTION", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND")})
             cwd = str(self.work)
+        self.group = SandboxGroup(self.limits.memory, self.limits.processes) if self.sandboxed else None
+        group = self.group if self.group is not None and self.group.active else None
+        priority = self.limits.priority if os.geteuid() == 0 else 0
+
+        def enter() -> None:  # in the child, before exec: join the cgroup, take the grading priority
+            if group is not None:
+                group.enter()
+            if priority:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, 0, priority)
+                except OSError:
+                    pass
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=env, cwd=cwd)
+                                     start_new_session=True, env=env, cwd=cwd, preexec_fn=enter)
         log.close()
         kc = BlockingKernelClient(connection_file=str(conn_file))
         kc.load_connection_file()
@@ -143,6 +157,8 @@ class SandboxedKernel:
             raise self.dead
         if self.proc is not None and self.proc.poll() is not None:
             reason, limit = _signal_reason(self.proc.returncode)
+            if self.group is not None and self.group.hit_memory():
+                reason, limit = f"the sandbox ran out of memory ({reason})", "memory"
             self.dead = KernelGone(reason, limit)
             self.close_client()
             raise self.dead
@@ -160,6 +176,8 @@ class SandboxedKernel:
         if reason and not self.dead:
             self.dead = KernelGone(reason, limit)
         self.close_client()
+        if self.group is not None:
+            self.group.remove()
 
     def close_client(self) -> None:
         if self.kc is not None:

@@ -20,7 +20,7 @@ Fields (all optional except "what" and "expect"):
                 edits a locked cell; the grader must restore it
     "raw":      text written as the notebook file instead (not JSON, say)
     "tags":     ["hostile", ...]
-    "expect":   {"score": "full" | "zero" | number,
+    "expect":   {"score": "full" | "zero" | number | "any" (containment only: a fork bomb),
                  "limits": [limit, ...]   (each must be among the limits the submission hit;
                                            "a|b" means either),
                  "flagged": true          (the kernel said pass and the evidence disagreed),
@@ -160,8 +160,10 @@ def write_class(dest: Path, assignments: list[str], root: Path, samples: list[Sa
     return written
 
 
-def expected_score(sample: Sample, max_score: float) -> float:
+def expected_score(sample: Sample, max_score: float) -> float | None:
     want = sample.expect.get("score")
+    if want == "any":
+        return None
     if want == "full":
         return max_score
     if want == "zero":

@@ -101,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--state", type=Path, help="journal and caches (default: AUTOGRADED/.grader)")
     g.add_argument("--no-sandbox", action="store_true", help="run kernels without bwrap: ONLY for trusted notebooks")
     g.add_argument("--cell-timeout", type=float, help="upper bound of one cell's time in s (default: nbgrader_config's ExecutePreprocessor.timeout)")
-    g.add_argument("--wall", type=float, help="seconds for a whole submission (default: 3x the solution's time + 30, at least 60)")
+    g.add_argument("--wall", type=float, help="seconds for a whole submission (default: 2.5x the solution's time + 15, at least 30)")
     g.add_argument("--memory-mb", type=int, default=2048, help="address-space limit of the kernel in MB (default 2048)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

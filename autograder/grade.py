@@ -302,11 +302,11 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
                 return lim.cell_timeout
             gid = asm.meta(cell).get("grade_id")
             ref_s = refnb["seconds"].get(gid)
-            if ref_s is None:
-                return lim.min_cell_timeout
+            if ref_s is None:  # a cell of the learner's own: half the solution's whole time
+                return max(lim.min_cell_timeout, min(lim.cell_timeout, refnb["total"] / 2))
             return max(lim.min_cell_timeout, min(lim.cell_timeout, 4 * ref_s + 5))
 
-        wall = lim.wall or (max(60.0, 3 * refnb["total"] + 30) if refnb else 300.0)
+        wall = lim.wall or (max(30.0, 2.5 * refnb["total"] + 15) if refnb else 300.0)
         run = run_notebook(nb, options=options, slot=slot, timeout_of=timeout_of, wall=wall,
                            release_dir=assignment.release_dir, runs_root=options.state / "runs")
         refnb = ref_now()["notebooks"][nbname]  # the verdicts need the reference: wait for it

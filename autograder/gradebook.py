@@ -67,7 +67,15 @@ def store(url: str, result: dict, timestamp: str | None = None) -> None:
     """Store one journal record's scores as nbgrader auto scores (idempotent)."""
     with _quiet_gradebook(url) as gb:
         gb.update_or_create_student(result["student"])
-        kwargs = {"timestamp": timestamp} if timestamp else {}
+        kwargs = {}
+        if timestamp:
+            try:  # nbgrader's own parser; a timestamp.txt it cannot read is left out
+                from nbgrader.utils import parse_utc
+
+                parse_utc(timestamp)
+                kwargs["timestamp"] = timestamp
+            except Exception:
+                pass
         gb.update_or_create_submission(result["assignment"], result["student"], **kwargs)
         for nbname, entry in result["notebooks"].items():
             for cell in entry["cells"]:

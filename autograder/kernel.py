@@ -29,6 +29,7 @@ from autograder import sandbox as sb
 from autograder.cgroup import SandboxGroup
 
 EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
+INTERRUPT_GRACE = 2.0  # seconds a kernel has to stop a cell after the interrupt before it is killed
 
 
 class KernelGone(Exception):
@@ -232,7 +233,7 @@ class SandboxedKernel:
                 self.interrupt()
                 interrupted_at = now
                 run.status = "timeout"
-            if interrupted_at is not None and reply is None and now - interrupted_at > 3.0:
+            if interrupted_at is not None and reply is None and now - interrupted_at > INTERRUPT_GRACE:
                 self.kill(f"a cell ran longer than {timeout:.0f} s and ignored the interrupt", "cell-timeout")
                 raise self.dead
             self._check_alive()

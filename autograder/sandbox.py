@@ -47,7 +47,7 @@ class Limits:
     output: int = 8 * 1024**2  # bytes of output the grader reads from one submission's kernel
     cell_output: int = 64 * 1024  # bytes of text output kept per cell
     cell_timeout: float = 30.0  # upper bound of a cell's time (nbgrader's ExecutePreprocessor.timeout)
-    min_cell_timeout: float = 10.0  # lower bound of a cell's time, however fast the solution is
+    min_cell_timeout: float = 5.0  # lower bound of a cell's time, however fast the solution is
     wall: float | None = None  # seconds for a whole submission; None: derived from the solution
     startup: float = 60.0  # seconds a kernel may take to start
     # nice value of the kernels when grading as root: the course's checks carry deadlines of a few

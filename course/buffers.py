@@ -26,11 +26,11 @@ import struct
 import termios
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-from course.deadline import Deadline, wait_for
+from course.deadline import wait_for
 from course.errors import SetupError
+from course.serving import tcp_pair  # noqa: F401  (notebooks import it from here)
 
 FIONREAD = termios.FIONREAD  # 0x541B on Linux: bytes waiting in the receive queue
 SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)  # 0x5411: bytes in the send queue, not yet acked
@@ -95,38 +95,6 @@ def kernel_defaults() -> dict:
 # ----------------------------------------------------------------------------------------------
 # A connected pair on loopback
 # ----------------------------------------------------------------------------------------------
-@contextmanager
-def tcp_pair(host: str = "127.0.0.1", sndbuf: int | None = None, rcvbuf: int | None = None, timeout: float = 2.0):
-    """Yield (sender, receiver): two ends of one TCP connection on loopback, port 0.
-
-    `sndbuf` is set on the sender, `rcvbuf` on the receiver (through the listening socket, before
-    the handshake). Both get a `timeout`; both are closed on exit.
-    """
-    from course.serving import family_of, loopback_host
-
-    family = family_of(loopback_host(host))
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    sender = socket.socket(family, socket.SOCK_STREAM)
-    receiver = None
-    try:
-        listener.bind((host, 0))
-        if rcvbuf is not None:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        listener.listen(1)
-        listener.settimeout(timeout)
-        if sndbuf is not None:
-            sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-        sender.settimeout(timeout)
-        sender.connect(listener.getsockname())
-        receiver, _ = listener.accept()
-        receiver.settimeout(timeout)
-        listener.close()
-        yield sender, receiver
-    finally:
-        listener.close()
-        sender.close()
-        if receiver is not None:
-            receiver.close()
 
 
 # ----------------------------------------------------------------------------------------------

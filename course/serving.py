@@ -21,6 +21,7 @@ import ipaddress
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 from course.errors import SetupError
@@ -274,3 +275,35 @@ class UdpServer(LoopbackServer):
 
     def handle_datagram(self, data: bytes, addr: Address) -> None:
         raise NotImplementedError
+
+
+@contextmanager
+def tcp_pair(host: str = "127.0.0.1", sndbuf: int | None = None, rcvbuf: int | None = None, timeout: float = 2.0):
+    """Yield (sender, receiver): two ends of one TCP connection on loopback, port 0.
+
+    `sndbuf` is set on the sender, `rcvbuf` on the receiver (through the listening socket, before
+    the handshake). Both get a `timeout`; both are closed on exit.
+    """
+    family = family_of(loopback_host(host))
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    sender = socket.socket(family, socket.SOCK_STREAM)
+    receiver = None
+    try:
+        listener.bind((host, 0))
+        if rcvbuf is not None:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        listener.listen(1)
+        listener.settimeout(timeout)
+        if sndbuf is not None:
+            sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        sender.settimeout(timeout)
+        sender.connect(listener.getsockname())
+        receiver, _ = listener.accept()
+        receiver.settimeout(timeout)
+        listener.close()
+        yield sender, receiver
+    finally:
+        listener.close()
+        sender.close()
+        if receiver is not None:
+            receiver.close()

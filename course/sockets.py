@@ -36,6 +36,8 @@ from course import kernel
 from course.checks import call_with_deadline, expect_type, no_leaked_sockets, record_evidence
 from course.deadline import Deadline, wait_for
 from course.errors import PeerError, SetupError, YourCodeError
+from course.framing import split_into_chunks as chunked
+from course.serving import tcp_pair  # noqa: F401  (notebooks import it from here)
 from course.serving import Address, TcpServer, format_address, loopback_host, register
 
 DESCRIBE_KEYS = ("family", "type", "local", "peer", "timeout", "blocking")
@@ -199,17 +201,6 @@ class FullBacklogListener:
 DEFAULT_LINES = b"hello\n\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c\n\n  two spaces each side  \nlast line, no newline"
 
 
-def chunked(payload: bytes, sizes: Sequence[int]) -> list[bytes]:
-    """`payload` cut into pieces of the given sizes, cycled: chunked(b'abcdef', [1, 2]) ->
-    [b'a', b'bc', b'd', b'ef']."""
-    if not sizes or any(n < 1 for n in sizes):
-        raise ValueError(f"chunk sizes must be positive, got {list(sizes)}")
-    pieces, i, k = [], 0, 0
-    while i < len(payload):
-        n = sizes[k % len(sizes)]
-        pieces.append(payload[i : i + n])
-        i, k = i + n, k + 1
-    return pieces
 
 
 @register("tcp-lines")
@@ -315,16 +306,6 @@ class Outcome:
         return f"{self.raised}{code}: {self.message}"
 
 
-@contextmanager
-def tcp_pair(host: str = "127.0.0.1", timeout: float = 2.0) -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A connected TCP pair on loopback: (client, the server's accepted socket); closed on exit."""
-    with listening_socket(host) as listener:
-        listener.settimeout(timeout)
-        with socket.create_connection(listener.getsockname()[:2], timeout=timeout) as client:
-            conn, _ = listener.accept()
-            with conn:
-                conn.settimeout(timeout)
-                yield client, conn
 
 
 def _demo_bind():

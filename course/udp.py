@@ -630,8 +630,7 @@ def _server_case(serve_sums: Callable, case: str, reply_within: float, slack: fl
 
 
 def _collect_replies(run: LearnerThread, call: str, clients, plan, within: float) -> list[list[tuple[bytes, Address]]]:
-    """Read from every client until each has as many replies as it sent requests, or `within` s."""
-    wanted = [sum(1 for ci, _ in plan if ci == i) for i in range(len(clients))]
+    """Read from every client until as many replies have come as requests were sent, or `within` s."""
     got: list[list[tuple[bytes, Address]]] = [[] for _ in clients]
     deadline = Deadline(within)
     while not deadline.expired():

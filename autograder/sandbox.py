@@ -16,7 +16,7 @@ Inside the sandbox a kernel sees:
   ZeroMQ `ipc` sockets (unix sockets cross network namespaces; TCP ports would not).
 
 When the grader runs as root, the kernel runs as an unprivileged user of its own (one uid per
-parallel slot, so that the process limit of one sandbox is not shared with another) with no
+sandbox on the machine, so that the process limit of one sandbox is not shared with another) with no
 capabilities and `no_new_privs`. Resource limits (`prlimit`): address space, CPU seconds,
 processes, open files and file size. The wall clock and per-cell timeouts are enforced from
 outside the sandbox by the grader, which kills the whole sandbox (`bwrap` and everything in it).
@@ -32,7 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = "/sandbox/work"  # the submission's working copy, as the kernel sees it
-BASE_UID = 61000  # the sandboxed kernels run as uid BASE_UID + slot when the grader is root
+BASE_UID = 61000  # the sandboxed kernels run as a free uid in BASE_UID .. BASE_UID+UID_COUNT-1 when the grader is root
+UID_COUNT = 1000
 
 
 @dataclass(frozen=True)

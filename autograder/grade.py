@@ -98,6 +98,9 @@ def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall: float, re
     nb = copy.deepcopy(nb)
     runs: dict[int, CellRun] = {}
     start = time.monotonic()
+    # a short path: the kernel's ipc sockets live in it, and a unix socket path has at most 107 bytes
+    if runs_root is None or len(str(runs_root)) > 40:
+        runs_root = None
     run_dir = Path(tempfile.mkdtemp(prefix="ag-", dir=runs_root))
     os.chmod(run_dir, 0o755)
     work = run_dir / "w"

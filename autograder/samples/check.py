@@ -60,7 +60,9 @@ def problems(sample: Sample, assignment: str, student: str, *, root: Path, grade
         for cell in nb.cells:
             if cell.get("cell_type") == "code" and not cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
                 for o in cell.get("outputs", []):
-                    learner_text += str(o.get("text", "")) + json.dumps(o.get("data", {})) + str(o.get("evalue", ""))
+                    learner_text += str(o.get("text", ""))  # stream chunks join up as printed
+                    if o.get("data") or o.get("evalue"):
+                        learner_text += "\n" + json.dumps(o.get("data", {})) + str(o.get("evalue", "")) + "\n"
     if exp.get("output_contains") and exp["output_contains"] not in learner_text:
         out.append(f"no output shows {exp['output_contains']!r}")
     if exp.get("hidden_not_leaked"):

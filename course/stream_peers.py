@@ -649,6 +649,13 @@ def _sendall_delivers(fn, data: bytes, evidence: list, sndbuf: int | None, chunk
                 outcome = _outcome(lambda: fn(sock, data, timeout), timeout + 1.0, "sendall_nonblocking")
             finally:
                 box["done"] = True
+            successful = sock.sends - sock.would_block
+            spun = sock.would_block > successful + SPIN_ALLOWANCE
+            if "raised" in outcome and spun:  # a spinning loop starves the reader: say why it ran out of time
+                raise YourCodeError(
+                    f"{call} {_describe(outcome)} after calling send() {sock.sends} times, {sock.would_block} of them on a full buffer; "
+                    f"wait with select/selectors until the socket is writable instead of retrying in a loop"
+                )
             if "raised" in outcome:
                 raise YourCodeError(
                     f"{call} {_describe(outcome)} after send() took {sock.accepted} bytes; when send() raises BlockingIOError, "
@@ -656,8 +663,7 @@ def _sendall_delivers(fn, data: bytes, evidence: list, sndbuf: int | None, chunk
                 )
             if sock.getblocking() or sock.gettimeout() != 0.0:
                 raise YourCodeError(f"{call} left the socket in blocking mode (timeout {sock.gettimeout()}); the exercise is to do it without blocking: keep sock non-blocking")
-            successful = sock.sends - sock.would_block
-            if sock.would_block > successful + SPIN_ALLOWANCE:
+            if spun:
                 raise YourCodeError(
                     f"{call} called send() {sock.sends} times, {sock.would_block} of them on a full buffer; "
                     f"wait with select/selectors until the socket is writable instead of retrying in a loop"

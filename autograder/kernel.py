@@ -9,6 +9,7 @@ kills every process started in it (bwrap's PID namespace).
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import queue
@@ -30,6 +31,7 @@ from autograder import sandbox as sb
 from autograder.cgroup import SandboxGroup
 
 EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
+_LIBC = ctypes.CDLL(None, use_errno=True)
 INTERRUPT_GRACE = 2.0  # seconds a kernel has to stop a cell after the interrupt before it is killed
 
 
@@ -120,7 +122,8 @@ class SandboxedKernel:
         group = self.group if self.group is not None and self.group.active else None
         priority = self.limits.priority if os.geteuid() == 0 else 0
 
-        def enter() -> None:  # in the child, before exec: join the cgroup, take the grading priority
+        def enter() -> None:  # in the child, before exec: die with the grader, join the cgroup, priority
+            _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: a killed grader leaves no sandbox
             if group is not None:
                 group.enter()
             if priority:

@@ -225,6 +225,7 @@ def test_killed_grader_resumes_without_losing_or_doubling_grades(tmp_path):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(list(journal.glob("*.json"))) < 2:
         time.sleep(0.1)
+    sandboxes = subprocess.run(["pgrep", "-P", str(proc.pid), "bwrap"], capture_output=True, text=True).stdout.split()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = {p.name: p.stat().st_mtime_ns for p in journal.glob("*.json")}
@@ -244,6 +245,9 @@ def test_killed_grader_resumes_without_losing_or_doubling_grades(tmp_path):
         subs = gb.assignment_submissions("00-echo")
         assert sorted(s.student.id for s in subs) == students
         assert {s.student.id: s.score for s in subs} == {r["student_id"]: float(r["score"]) for r in rows}
-    # no sandbox survived the kill
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(tmp_path / "autograded") not in ps
+    # no sandbox survived the kill of its grader
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in sandboxes):
+        time.sleep(0.05)
+    assert not [p for p in sandboxes if Path(f"/proc/{p}").exists()], f"sandboxes {sandboxes} outlived the killed grader"
+

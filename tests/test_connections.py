@@ -10,6 +10,8 @@ import matplotlib
 import nbformat
 import pytest
 
+from course import kernel
+
 matplotlib.use("Agg")
 
 from course import checks, connections as cx
@@ -183,13 +185,25 @@ def test_compare_short_long_returns_plain_data_and_long_beats_short():
     assert all(isinstance(v, float) and v > 0 for v in result["short"] + result["long"])
 
 
+def closing_done(port):
+    """Wait until no connection on `port` is still half-way through its close (the server closes
+    its side in its own thread, a moment after the client): only then is the TIME_WAIT count final."""
+    wait_for(
+        lambda: not [s for _, _, s in kernel.states_on_port(port) if s in ("FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "LAST_ACK")],
+        5.0,
+        lambda: f"connections on port {port} still closing: {kernel.states_on_port(port)}",
+    )
+
+
 def test_short_connections_leave_time_wait_on_the_client_side():
     with cx.IdleTimeoutServer(record_lines=False) as server:
         cx.time_short_connections(server.address, 20)
+        closing_done(server.port)
         after_short = cx.count_time_wait(server.port)
         table = cx.time_wait_table(server.port)
         remaining = cx.time_wait_remaining(server.port)
         cx.time_long_connection(server.address, 20)
+        closing_done(server.port)
         after_long = cx.count_time_wait(server.port)
     # About one per short connection (net.ipv4.tcp_tw_reuse may let a new connection take over an
     # old four-tuple), one for the long connection: a relation, not an exact count.

@@ -10,11 +10,9 @@ import matplotlib
 import nbformat
 import pytest
 
-from course import kernel
-
 matplotlib.use("Agg")
 
-from course import checks, connections as cx
+from course import checks, connections as cx, kernel
 from course.cli import load_peers
 from course.deadline import wait_for
 from course.errors import SetupError, YourCodeError

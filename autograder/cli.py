@@ -219,7 +219,7 @@ def grade(args) -> int:
 
     progress = report.Progress(len(subs), done=len(records), enabled=not args.quiet)
     slots: queue.Queue[int] = queue.Queue()
-    for i in range(args.jobs + 1):
+    for i in range(args.jobs + 2):
         slots.put(i)
     failures: list[str] = []
     broken: dict[str, str] = {}  # assignment -> why it cannot be graded (its solution fails)
@@ -240,17 +240,30 @@ def grade(args) -> int:
             gbk.store(url, record, ts)
 
     refs: dict[str, Future] = {}
-    with ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="grader") as pool:
+    # The solutions run in a lane of their own, one at a time, beside the --jobs submissions: a
+    # submission's kernel starts and runs without waiting for its reference (only its verdicts wait),
+    # and the kernels mostly wait on sockets and timers, so one more kernel costs little CPU.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference") as ref_pool, \
+            ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="grader") as pool:
         needed = sorted({s.assignment for s in pending})
         for name in needed:
-            refs[name] = pool.submit(with_slot, lambda slot, a=by_name[name]: gr.reference(a, options, slot))
+            refs[name] = ref_pool.submit(with_slot, lambda slot, a=by_name[name]: gr.reference(a, options, slot))
 
-        def job(s: col.Submission, slot: int) -> dict:
-            record = gr.grade_submission(by_name[s.assignment], s.student, s.files, refs[s.assignment], options, slot,
-                                         autograded)
+        def judge(s: col.Submission, executed: gr.Executed) -> dict:
+            record = gr.judge_submission(executed, refs[s.assignment].result(), autograded)
             write_journal(journal_path(state, s.assignment, s.student), record)
             return record
 
+        def job(s: col.Submission, slot: int) -> dict | Future:
+            executed = gr.execute_submission(by_name[s.assignment], s.student, s.files, refs[s.assignment], options,
+                                             slot)
+            if refs[s.assignment].done():
+                return judge(s, executed)
+            # the solution still runs: its verdicts wait for it in a thread of their own, and this
+            # worker goes on with the next submission
+            return waiting.submit(judge, s, executed)
+
+        waiting = ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="verdicts")
         futures = {pool.submit(with_slot, lambda slot, s=s: job(s, slot)): s for s in pending}
         try:
             remaining = set(futures)
@@ -260,6 +273,10 @@ def grade(args) -> int:
                     s = futures[f]
                     try:
                         record = f.result()
+                        if isinstance(record, Future):  # verdicts still to come
+                            futures[record] = s
+                            remaining.add(record)
+                            continue
                     except gr.GraderError as exc:
                         if s.assignment not in broken:
                             broken[s.assignment] = str(exc)
@@ -279,9 +296,11 @@ def grade(args) -> int:
                     progress.advance(f"{s.student} {s.assignment} {record['score']:g}/{record['max_score']:g}")
                 progress.draw()
         except BaseException:
-            for f in futures:
+            for f in [*futures, *refs.values()]:
                 f.cancel()
             raise
+        finally:
+            waiting.shutdown(wait=False, cancel_futures=True)
     progress.finish()
     gradebook_ready()
     store_pending()

@@ -91,10 +91,12 @@ def _copy_release_files(release_dir: Path | None, work: Path) -> None:
             shutil.copyfile(p, work / rel)
 
 
-def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall: float, release_dir: Path | None = None,
+def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall, release_dir: Path | None = None,
                  runs_root: Path | None = None) -> NotebookRun:
     """Execute every code cell of `nb` (a copy) top to bottom in a fresh sandboxed kernel; errors do
-    not stop it. `timeout_of(index, cell)` gives each cell's timeout."""
+    not stop it. `timeout_of(index, cell)` gives each cell's timeout (seconds, or a function giving
+    them); `wall`, the whole run's limit (seconds, or a function asked before each cell)."""
+    wall_now = wall if callable(wall) else (lambda: wall)
     nb = copy.deepcopy(nb)
     runs: dict[int, CellRun] = {}
     start = time.monotonic()
@@ -109,7 +111,7 @@ def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall: float, re
     stopped = None
     stopped_at = None
     try:
-        kernel = SandboxedKernel(run_dir, work, options.limits, slot=slot, sandboxed=options.sandboxed, wall=wall)
+        kernel = SandboxedKernel(run_dir, work, options.limits, slot=slot, sandboxed=options.sandboxed, wall=wall_now())
         try:
             kernel.start()
             count = 0
@@ -117,6 +119,7 @@ def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall: float, re
                 if cell.get("cell_type") != "code":
                     continue
                 try:
+                    kernel.set_wall(wall_now())
                     r = kernel.run_cell(str(cell.source), timeout=timeout_of(i, cell))
                 except KernelGone as gone:
                     stopped, stopped_at = gone, i
@@ -262,6 +265,25 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
     the solution still runs (cells then get the configured timeouts, not ones derived from the
     solution's times); the verdicts wait for the reference.
     """
+    executed = execute_submission(assignment, student, files, ref, options, slot)
+    return judge_submission(executed, ref if isinstance(ref, dict) else ref.result(), autograded)
+
+
+@dataclass
+class Executed:
+    """A submission's notebooks, run; what `judge_submission` turns into the journal record once
+    the solution's reference is known."""
+
+    assignment: Assignment
+    student: str
+    result: dict  # the journal record so far (no verdicts yet)
+    runs: dict  # notebook name -> (entry, NotebookRun | None, hidden lines)
+
+
+def execute_submission(assignment: Assignment, student: str, files: dict[str, Path | None], ref,
+                       options: Options, slot: int) -> Executed:
+    """Run every notebook of one submission in its sandbox (the slow part). Needs the reference
+    only for its times, and only once it is ready (see grade_submission)."""
     started = time.monotonic()
     lim = options.limits
     if isinstance(ref, dict):
@@ -272,11 +294,11 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
         ref_ready = ref.done
     result = {"assignment": assignment.name, "student": student, "version": VERSION, "ref": None,
               "digest": submission_digest(files), "notebooks": {}, "limits": [], "flags": [], "notes": []}
+    runs = {}
     for nbname in assignment.notebooks:
         source_nb = nbformat.read(assignment.source[nbname], as_version=4)
         release_path = assignment.release.get(nbname)
         release_nb = nbformat.read(release_path, as_version=4) if release_path and release_path.exists() else None
-        refnb = ref_now()["notebooks"][nbname] if ref_ready() else None
         hidden = hidden_lines(source_nb)
         graded = [c for c in source_nb.cells if asm.is_graded_test(c)]
         entry = {"cells": [], "notes": [], "limit": "", "reason": ""}
@@ -298,21 +320,48 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
             for c in graded:
                 m = asm.meta(c)
                 entry["cells"].append(cell_record(m, False, False, "", why_not, 0.0))
+            runs[nbname] = (entry, None, hidden)
             continue
 
-        def timeout_of(i, cell):
-            if refnb is None:
-                return lim.cell_timeout
-            gid = asm.meta(cell).get("grade_id")
-            ref_s = refnb["seconds"].get(gid)
-            if ref_s is None:  # a cell of the learner's own: half the solution's whole time
-                return max(lim.min_cell_timeout, min(lim.cell_timeout, refnb["total"] / 2))
-            return max(lim.min_cell_timeout, min(lim.cell_timeout, 4 * ref_s + 5))
+        # The limits derive from the solution's times. A submission may start before the solution
+        # has run (it runs beside them): until then the configured bounds apply, and they are asked
+        # again while a cell runs, so they tighten as soon as the solution's times are known.
+        def ref_nb(nbname=nbname):
+            return ref_now()["notebooks"][nbname] if ref_ready() else None
 
-        wall = lim.wall or (max(30.0, 2.5 * refnb["total"] + 15) if refnb else 300.0)
+        def timeout_of(i, cell, ref_nb=ref_nb):
+            gid = asm.meta(cell).get("grade_id")
+
+            def timeout():
+                r = ref_nb()
+                if r is None:
+                    return lim.cell_timeout
+                ref_s = r["seconds"].get(gid)
+                if ref_s is None:  # a cell of the learner's own: half the solution's whole time
+                    return max(lim.min_cell_timeout, min(lim.cell_timeout, r["total"] / 2))
+                return max(lim.min_cell_timeout, min(lim.cell_timeout, 4 * ref_s + 5))
+            return timeout
+
+        def wall(ref_nb=ref_nb):
+            r = ref_nb()
+            return lim.wall or (max(30.0, 2.5 * r["total"] + 15) if r else 300.0)
+
         run = run_notebook(nb, options=options, slot=slot, timeout_of=timeout_of, wall=wall,
                            release_dir=assignment.release_dir, runs_root=options.state / "runs")
-        refnb = ref_now()["notebooks"][nbname]  # the verdicts need the reference: wait for it
+        runs[nbname] = (entry, run, hidden)
+        result["notes"] += entry["notes"]
+    result["seconds"] = round(time.monotonic() - started, 2)  # the sandbox's time, without waiting for the solution
+    return Executed(assignment, student, result, runs)
+
+
+def judge_submission(executed: Executed, ref: dict, autograded: Path | None = None) -> dict:
+    """The verdicts: each graded cell's kernel report against the solution's evidence, compared
+    here, outside any sandbox. Returns the journal record."""
+    result = executed.result
+    for nbname, (entry, run, hidden) in executed.runs.items():
+        if run is None:
+            continue
+        refnb = ref["notebooks"][nbname]
         if run.stopped:
             entry["limit"] = run.stopped.limit
             entry["reason"] = run.stopped.reason
@@ -347,17 +396,17 @@ def grade_submission(assignment: Assignment, student: str, files: dict[str, Path
             entry["cells"].append(cell_record(m, ok, kernel_passed, flag, message, r.seconds))
             entry["cells"][-1]["verified"] = bool(refnb["evidence"].get(gid))
         if autograded is not None:
-            out = autograded / student / assignment.name
+            out = autograded / executed.student / executed.assignment.name
             out.mkdir(parents=True, exist_ok=True)
             tmp = out / f".{nbname}.ipynb.tmp"
             nbformat.write(run.nb, str(tmp))
             os.replace(tmp, out / f"{nbname}.ipynb")
-        result["notes"] += entry["notes"]
-    result["ref"] = ref_now()["key"]
+    result["ref"] = ref["key"]
     result["limits"] = sorted(set(x for x in result["limits"] if x))
     result["score"] = sum(c["points"] for e in result["notebooks"].values() for c in e["cells"])
     result["max_score"] = sum(c["max_points"] for e in result["notebooks"].values() for c in e["cells"])
-    result["seconds"] = round(time.monotonic() - started, 2)
+    seconds = result.pop("seconds")
+    result["seconds"] = seconds
     return result
 
 

@@ -33,6 +33,10 @@ from autograder.cgroup import SandboxGroup
 EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
 _LIBC = ctypes.CDLL(None, use_errno=True)
 INTERRUPT_GRACE = 2.0  # seconds a kernel has to stop a cell after the interrupt before it is killed
+# After a MemoryError or a cell timeout, a sandbox that still holds more than this share of its memory limit is
+# stopped: every later cell would fail to allocate (threads, sockets) and run into its timeout, so
+# going on costs the sum of the timeouts and earns nothing.
+MEMORY_HELD_SHARE = 0.5
 
 
 class KernelGone(Exception):
@@ -52,6 +56,37 @@ class CellRun:
     seconds: float = 0.0
     truncated: bool = False
     evidence: list = field(default_factory=list)
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of process `root` and all its descendants (the sandbox's processes, seen from
+    outside: bwrap's PID namespace does not hide them from the grader's /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{entry.name}/statm", "rb") as f:
+                resident = int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        pid = int(entry.name)
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = resident
+    total, todo, seen = 0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
 
 
 def _signal_reason(code: int | None) -> tuple[str, str]:
@@ -81,7 +116,8 @@ class SandboxedKernel:
         self.sandboxed = sandboxed
         self.proc: subprocess.Popen | None = None
         self.kc: BlockingKernelClient | None = None
-        self.deadline = time.monotonic() + wall
+        self.created = time.monotonic()
+        self.deadline = self.created + wall
         self.wall = wall
         self.received = 0  # bytes of output read from this kernel
         self.dead: KernelGone | None = None
@@ -173,6 +209,11 @@ class SandboxedKernel:
             return sb.BASE_UID + n
         raise KernelGone(f"all {sb.UID_COUNT} sandbox uids are in use on this machine", "startup")
 
+    def set_wall(self, wall: float) -> None:
+        """Change the wall-clock limit (counted from the kernel's creation)."""
+        self.wall = wall
+        self.deadline = self.created + wall
+
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
@@ -230,9 +271,11 @@ class SandboxedKernel:
         msg = self.kc.session.msg("interrupt_request", {})
         self.kc.control_channel.send(msg)
 
-    def run_cell(self, source: str, timeout: float) -> CellRun:
+    def run_cell(self, source: str, timeout) -> CellRun:
         """Run one cell; raise KernelGone when the kernel died, was killed at a limit, or ignored
-        an interrupt after the cell's timeout."""
+        an interrupt after the cell's timeout. `timeout`: seconds, or a function giving them, asked
+        again while the cell runs (it can change once the solution's times are known)."""
+        timeout_now = timeout if callable(timeout) else (lambda: timeout)
         self._check_alive()
         if self.remaining() <= 0:
             self.kill(f"the submission ran longer than its wall-clock limit of {self.wall:.0f} s", "wall-clock")
@@ -248,7 +291,6 @@ class SandboxedKernel:
         kept = 0
         reply = None
         idle = False
-        cell_deadline = start + timeout
         interrupted_at = None
         reply_at = None
         while True:
@@ -258,12 +300,12 @@ class SandboxedKernel:
             if now >= self.deadline:
                 self.kill(f"the submission ran longer than its wall-clock limit of {self.wall:.0f} s", "wall-clock")
                 raise self.dead
-            if interrupted_at is None and now >= cell_deadline and reply is None:
+            if interrupted_at is None and reply is None and now >= start + timeout_now():
                 self.interrupt()
                 interrupted_at = now
                 run.status = "timeout"
             if interrupted_at is not None and reply is None and now - interrupted_at > INTERRUPT_GRACE:
-                self.kill(f"a cell ran longer than {timeout:.0f} s and ignored the interrupt", "cell-timeout")
+                self.kill(f"a cell ran longer than {timeout_now():.0f} s and ignored the interrupt", "cell-timeout")
                 raise self.dead
             self._check_alive()
             # wait for either socket (at most 50 ms, so that limits and a dead kernel are noticed)
@@ -325,8 +367,17 @@ class SandboxedKernel:
             c = reply["content"]
             run.error = f"{c.get('ename', '')}: {c.get('evalue', '')}"
         if run.status == "timeout":
-            run.error = f"TimeoutError: the cell ran longer than {timeout:.0f} s and was interrupted"
+            run.error = f"TimeoutError: the cell ran longer than {timeout_now():.0f} s and was interrupted"
         run.seconds = time.monotonic() - start
+        if (run.error.startswith("MemoryError") or run.status == "timeout") and self.proc is not None:
+            # a cell that ran out of memory, or was interrupted while allocating on a loaded machine
+            held = tree_rss(self.proc.pid)
+            if held > MEMORY_HELD_SHARE * self.limits.memory:
+                what = "ran out of memory" if run.error.startswith("MemoryError") else "was interrupted"
+                self.kill(f"a cell {what} (the memory limit is {self.limits.memory / 1024**3:g} GiB) and the kernel "
+                          f"still held {held / 1024**3:.1f} GiB afterwards, so later cells could not run; the kernel "
+                          "was stopped", "memory")
+                raise self.dead
         return run
 
 

@@ -183,6 +183,24 @@ def common_args(tmp_path, sub):
             "--db", str(tmp_path / "gb.db"), "--autograded", str(tmp_path / "autograded"), "--quiet"]
 
 
+def test_tree_rss_counts_memory_held_by_descendants():
+    """The grader measures what a sandbox holds from outside, over the whole process tree."""
+    from autograder.kernel import tree_rss
+
+    held = 300 * 1024**2
+    code = f"import sys; b = bytearray({held}); sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.read()"
+    # a child that holds the memory, inside a grandchild shell: the tree is walked, not one process
+    proc = subprocess.Popen(["sh", "-c", f'{sys.executable} -c "{code}"'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"  # bounded by the test's timeout if the child fails
+        measured = tree_rss(proc.pid)
+        assert held <= measured < held + 200 * 1024**2, f"tree_rss measured {measured} bytes for a tree holding {held}"
+        assert tree_rss(os.getpid()) >= measured
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+
+
 @pytest.mark.timeout(300)
 def test_refuses_without_sandbox_tool_unless_told(tmp_path):
     sub = small_class(tmp_path, ("alice",))

@@ -150,6 +150,10 @@ def grade(args) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise Fatal(f"another grader is running with the state folder {state}; wait for it or pass another --state") from None
+    if not args.no_sandbox:
+        from autograder import cgroup
+
+        cgroup.remove_stale()  # control groups of graders that were killed
     runs = state / "runs"
     if runs.exists():  # working copies left by a grader that was killed
         shutil.rmtree(runs, ignore_errors=True)
@@ -256,7 +260,7 @@ def grade(args) -> int:
 
         def job(s: col.Submission, slot: int) -> dict | Future:
             executed = gr.execute_submission(by_name[s.assignment], s.student, s.files, refs[s.assignment], options,
-                                             slot)
+                                             slot, warm)
             if refs[s.assignment].done():
                 return judge(s, executed)
             # the solution still runs: its verdicts wait for it in a thread of their own, and this
@@ -264,6 +268,9 @@ def grade(args) -> int:
             return waiting.submit(judge, s, executed)
 
         waiting = ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="verdicts")
+        # kernels for the next submissions start while the current ones run (in queue order)
+        warm = gr.WarmKernels(options, [by_name[s.assignment].release_dir for s in pending
+                                        for _ in by_name[s.assignment].notebooks], ahead=args.jobs, slot=args.jobs + 2)
         futures = {pool.submit(with_slot, lambda slot, s=s: job(s, slot)): s for s in pending}
         try:
             remaining = set(futures)
@@ -301,6 +308,7 @@ def grade(args) -> int:
             raise
         finally:
             waiting.shutdown(wait=False, cancel_futures=True)
+            warm.close()
     progress.finish()
     gradebook_ready()
     store_pending()

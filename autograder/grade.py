@@ -14,6 +14,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class NotebookRun:
     stopped: KernelGone | None = None
     stopped_at: int | None = None  # index of the cell during which the kernel went away
     seconds: float = 0.0
+    limits: list[str] = field(default_factory=list)  # limits the sandbox hit that no cell reported
 
 
 def _copy_release_files(release_dir: Path | None, work: Path) -> None:
@@ -91,15 +93,17 @@ def _copy_release_files(release_dir: Path | None, work: Path) -> None:
             shutil.copyfile(p, work / rel)
 
 
-def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall, release_dir: Path | None = None,
-                 runs_root: Path | None = None) -> NotebookRun:
-    """Execute every code cell of `nb` (a copy) top to bottom in a fresh sandboxed kernel; errors do
-    not stop it. `timeout_of(index, cell)` gives each cell's timeout (seconds, or a function giving
-    them); `wall`, the whole run's limit (seconds, or a function asked before each cell)."""
-    wall_now = wall if callable(wall) else (lambda: wall)
-    nb = copy.deepcopy(nb)
-    runs: dict[int, CellRun] = {}
-    start = time.monotonic()
+@dataclass
+class _Sandbox:
+    """A working copy and its kernel (started or not)."""
+
+    run_dir: Path
+    work: Path
+    kernel: SandboxedKernel
+
+
+def _new_sandbox(options: Options, slot: int, release_dir: Path | None, runs_root: Path | None,
+                 wall: float) -> _Sandbox:
     # a short path: the kernel's ipc sockets live in it, and a unix socket path has at most 107 bytes
     if runs_root is None or len(str(runs_root)) > 40:
         runs_root = None
@@ -107,13 +111,128 @@ def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall, release_d
     os.chmod(run_dir, 0o755)
     work = run_dir / "w"
     work.mkdir()
-    _copy_release_files(release_dir, work)
+    try:
+        _copy_release_files(release_dir, work)
+        kernel = SandboxedKernel(run_dir, work, options.limits, slot=slot, sandboxed=options.sandboxed, wall=wall)
+    except BaseException:
+        _remove_run_dir(run_dir)
+        raise
+    return _Sandbox(run_dir, work, kernel)
+
+
+def _discard(box: _Sandbox) -> None:
+    try:
+        box.kernel.kill()
+    finally:
+        _remove_run_dir(box.run_dir)
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    _rm_owned_leftovers(run_dir)
+
+
+class WarmKernels:
+    """Sandboxed kernels started ahead of need. Starting one (the sandbox, Python, ipykernel) takes
+    about 0.6 s of CPU; started while other submissions' cells run (they mostly wait on sockets and
+    timers), it costs no wall-clock time. Each kernel is fresh and serves exactly one notebook run;
+    `close()` kills the ones nobody took.
+
+    `plan` lists the release folders of the runs to come, in the order the workers take them; up to
+    `ahead` kernels are kept started for the head of that list.
+    """
+
+    def __init__(self, options: Options, plan: list[Path | None], ahead: int, slot: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.options = options
+        self.ahead = ahead
+        self.slot = slot
+        self._plan = list(plan)  # runs whose kernel is not started yet
+        self._ready: list[tuple[Path | None, object]] = []  # (release folder, Future of _Sandbox)
+        self._lock = threading.Lock()
+        self._closed = False
+        # one thread starts them all, and lives until close(): a kernel dies with the thread that
+        # started it (PR_SET_PDEATHSIG)
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-kernels")
+        with self._lock:
+            self._fill()
+
+    def _fill(self) -> None:
+        while not self._closed and self._plan and len(self._ready) < self.ahead:
+            release_dir = self._plan.pop(0)
+            self._ready.append((release_dir, self._starter.submit(self._start, release_dir)))
+
+    def _start(self, release_dir: Path | None) -> _Sandbox:
+        box = _new_sandbox(self.options, self.slot, release_dir, self.options.state / "runs", wall=3600.0)
+        try:
+            box.kernel.start()
+        except BaseException:
+            _discard(box)
+            raise
+        return box
+
+    def take(self, release_dir: Path | None) -> _Sandbox | None:
+        """A started kernel for a run of this release folder, or None (the caller starts one)."""
+        with self._lock:
+            found = next((k for k, (rd, _) in enumerate(self._ready) if rd == release_dir), None)
+            if found is None:
+                if release_dir in self._plan:
+                    self._plan.remove(release_dir)
+                future = None
+            else:
+                future = self._ready.pop(found)[1]
+            self._fill()
+        if future is None:
+            return None
+        try:
+            box = future.result()
+        except Exception:
+            return None
+        if not box.kernel.alive():
+            _discard(box)
+            return None
+        return box
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            left = [f for (_, f) in self._ready]
+            self._ready = []
+            self._plan = []
+        for f in left:
+            f.cancel()
+        for f in left:
+            if not f.cancelled():
+                try:
+                    _discard(f.result())
+                except Exception:
+                    pass
+        self._starter.shutdown(wait=True)
+
+
+def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall, release_dir: Path | None = None,
+                 runs_root: Path | None = None, warm: WarmKernels | None = None) -> NotebookRun:
+    """Execute every code cell of `nb` (a copy) top to bottom in a fresh sandboxed kernel (one of
+    `warm`'s, if it has one ready); errors do not stop it. `timeout_of(index, cell)` gives each
+    cell's timeout (seconds, or a function giving them); `wall`, the whole run's limit (seconds,
+    or a function asked before each cell), counted from the first cell when the kernel was warm."""
+    wall_now = wall if callable(wall) else (lambda: wall)
+    nb = copy.deepcopy(nb)
+    runs: dict[int, CellRun] = {}
+    start = time.monotonic()
     stopped = None
     stopped_at = None
+    box = warm.take(release_dir) if warm is not None else None
+    if box is not None:
+        box.kernel.reset_clock(wall_now())
+    else:
+        box = _new_sandbox(options, slot, release_dir, runs_root, wall_now())
+    kernel = box.kernel
     try:
-        kernel = SandboxedKernel(run_dir, work, options.limits, slot=slot, sandboxed=options.sandboxed, wall=wall_now())
         try:
-            kernel.start()
+            if not kernel.alive():
+                kernel.start()
             count = 0
             for i, cell in enumerate(nb.cells):
                 if cell.get("cell_type") != "code":
@@ -132,12 +251,10 @@ def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall, release_d
                 cell["execution_count"] = count
         except KernelGone as gone:
             stopped, stopped_at = gone, None
-        finally:
-            kernel.kill()
+        limits = kernel.limits_hit()
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        _rm_owned_leftovers(run_dir)
-    return NotebookRun(nb, runs, stopped, stopped_at, time.monotonic() - start)
+        _discard(box)
+    return NotebookRun(nb, runs, stopped, stopped_at, time.monotonic() - start, limits)
 
 
 def verify_mime() -> str:
@@ -281,7 +398,7 @@ class Executed:
 
 
 def execute_submission(assignment: Assignment, student: str, files: dict[str, Path | None], ref,
-                       options: Options, slot: int) -> Executed:
+                       options: Options, slot: int, warm: WarmKernels | None = None) -> Executed:
     """Run every notebook of one submission in its sandbox (the slow part). Needs the reference
     only for its times, and only once it is ready (see grade_submission)."""
     started = time.monotonic()
@@ -347,7 +464,7 @@ def execute_submission(assignment: Assignment, student: str, files: dict[str, Pa
             return lim.wall or (max(30.0, 2.5 * r["total"] + 15) if r else 300.0)
 
         run = run_notebook(nb, options=options, slot=slot, timeout_of=timeout_of, wall=wall,
-                           release_dir=assignment.release_dir, runs_root=options.state / "runs")
+                           release_dir=assignment.release_dir, runs_root=options.state / "runs", warm=warm)
         runs[nbname] = (entry, run, hidden)
         result["notes"] += entry["notes"]
     result["seconds"] = round(time.monotonic() - started, 2)  # the sandbox's time, without waiting for the solution
@@ -366,6 +483,7 @@ def judge_submission(executed: Executed, ref: dict, autograded: Path | None = No
             entry["limit"] = run.stopped.limit
             entry["reason"] = run.stopped.reason
             result["limits"].append(run.stopped.limit)
+        result["limits"] += run.limits
         for r in run.runs.values():  # limits hit in any cell, graded or not
             if r.status == "timeout":
                 result["limits"].append("cell-timeout")

@@ -58,11 +58,12 @@ class CellRun:
     evidence: list = field(default_factory=list)
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of process `root` and all its descendants (the sandbox's processes, seen from
-    outside: bwrap's PID namespace does not hide them from the grader's /proc)."""
+def tree_usage(root: int) -> tuple[int, int]:
+    """(resident bytes, tasks: processes and their threads) of process `root` and all its
+    descendants: the sandbox's processes, seen from outside (bwrap's PID namespace does not hide
+    them from the grader's /proc)."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    usage: dict[int, tuple[int, int]] = {}
     page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -72,21 +73,29 @@ def tree_rss(root: int) -> int:
                 stat = f.read()
             with open(f"/proc/{entry.name}/statm", "rb") as f:
                 resident = int(f.read().split()[1]) * page
+            fields = stat[stat.rindex(b")") + 2:].split()  # fields 3.. of proc(5)
+            ppid, threads = int(fields[1]), int(fields[17])
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
         pid = int(entry.name)
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
         children.setdefault(ppid, []).append(pid)
-        rss[pid] = resident
-    total, todo, seen = 0, [root], set()
+        usage[pid] = (resident, threads)
+    rss = tasks = 0
+    todo, seen = [root], set()
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        total += rss.get(pid, 0)
+        r, t = usage.get(pid, (0, 0))
+        rss, tasks = rss + r, tasks + t
         todo += children.get(pid, [])
-    return total
+    return rss, tasks
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of process `root` and all its descendants."""
+    return tree_usage(root)[0]
 
 
 def _signal_reason(code: int | None) -> tuple[str, str]:
@@ -158,8 +167,12 @@ class SandboxedKernel:
         group = self.group if self.group is not None and self.group.active else None
         priority = self.limits.priority if os.geteuid() == 0 else 0
 
+        grader = os.getpid()
+
         def enter() -> None:  # in the child, before exec: die with the grader, join the cgroup, priority
             _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: a killed grader leaves no sandbox
+            if os.getppid() != grader:  # the grader died between fork and prctl: nobody will kill us
+                os._exit(1)
             if group is not None:
                 group.enter()
             if priority:
@@ -213,6 +226,27 @@ class SandboxedKernel:
         """Change the wall-clock limit (counted from the kernel's creation)."""
         self.wall = wall
         self.deadline = self.created + wall
+
+    def reset_clock(self, wall: float) -> None:
+        """A kernel started ahead of need: its wall clock starts now, with its first cell."""
+        self.created = time.monotonic()
+        self.set_wall(wall)
+
+    def limits_hit(self) -> list[str]:
+        """Limits the sandbox ran into that no cell need have reported: the task limit (a fork
+        bomb, or threads that could not start) and the group's memory limit. Asked before the
+        sandbox is killed."""
+        hit = []
+        if self.group is not None and self.group.active:
+            if self.group.hit_processes():
+                hit.append("processes")
+            if self.group.hit_memory():
+                hit.append("memory")
+        elif self.sandboxed and os.geteuid() == 0 and self.alive():
+            # no cgroup, but a uid of its own: it owns exactly the processes in its tree (RLIMIT_NPROC)
+            if tree_usage(self.proc.pid)[1] >= self.limits.processes - 2:
+                hit.append("processes")
+        return hit
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

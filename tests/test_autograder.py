@@ -183,6 +183,73 @@ def common_args(tmp_path, sub):
             "--db", str(tmp_path / "gb.db"), "--autograded", str(tmp_path / "autograded"), "--quiet"]
 
 
+@pytest.mark.parametrize("layout", ["v1", "v2"])
+def test_cgroup_files_of_both_layouts(tmp_path, monkeypatch, layout):
+    """The files the grader writes and reads in a cgroup v1 (memory + pids hierarchies) and a v2
+    (unified) tree. A fake cgroupfs: this machine has one layout at most, CI perhaps the other;
+    test_real_cgroup_limits_a_process checks the real one."""
+    from autograder.cgroup import SandboxGroup
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    if layout == "v2":
+        (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+        (tmp_path / "cgroup.subtree_control").write_text("")
+    else:
+        (tmp_path / "memory").mkdir()
+        (tmp_path / "pids").mkdir()
+    g = SandboxGroup(memory=123456789, tasks=77, root=tmp_path)
+    assert g.active and g.v2 == (layout == "v2")
+    if layout == "v2":
+        (d,) = g.dirs
+        assert (d / "memory.max").read_text() == "123456789" and (d / "pids.max").read_text() == "77"
+        assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory +pids"
+        assert g.procs == [str(d / "cgroup.procs")]
+        mem_events, pid_dirs = d / "memory.events", [d]
+        mem_events.write_text("low 0\nhigh 0\nmax 5\noom 0\noom_kill 0\n")
+    else:
+        m, p = g.dirs
+        assert (m / "memory.limit_in_bytes").read_text() == "123456789" and (p / "pids.max").read_text() == "77"
+        assert g.procs == [str(m / "cgroup.procs"), str(p / "cgroup.procs")]
+        pid_dirs = [p]
+        (m / "memory.failcnt").write_text("0\n")
+    assert not g.hit_memory()
+    for d in pid_dirs:
+        (d / "pids.events").write_text("max 0\n")
+    assert not g.hit_processes()
+    if layout == "v2":
+        mem_events.write_text("low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n")
+    else:
+        (m / "memory.failcnt").write_text("3\n")
+    for d in pid_dirs:
+        (d / "pids.events").write_text("max 12\n")
+    assert g.hit_memory() and g.hit_processes()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a cgroup needs root")
+def test_real_cgroup_limits_a_process():
+    """On this machine's real cgroupfs: a process that joins the group and forks past its task
+    limit is refused, and the group reports it."""
+    from autograder.cgroup import SandboxGroup
+
+    g = SandboxGroup(memory=512 * 1024**2, tasks=8)
+    if not g.active:
+        pytest.skip("no writable cgroup memory and pids controllers here")
+    dirs = list(g.dirs)
+    try:
+        code = ("import os, time\nkids = []\ntry:\n    for _ in range(50):\n        pid = os.fork()\n"
+                "        if pid == 0:\n            time.sleep(30); os._exit(0)\n        kids.append(pid)\n"
+                "except OSError as e:\n    print('refused after', len(kids))\n"
+                "for k in kids:\n    os.kill(k, 9); os.waitpid(k, 0)\n")
+        out = subprocess.run([sys.executable, "-c", code], preexec_fn=g.enter, capture_output=True, text=True,
+                             timeout=60)
+        assert "refused after" in out.stdout, f"the task limit of 8 did not stop 50 forks: {out.stdout} {out.stderr}"
+        assert int(out.stdout.split()[-1]) < 8
+        assert g.hit_processes()
+    finally:
+        g.remove()
+    assert dirs and not any(d.exists() for d in dirs), f"groups left behind: {[d for d in dirs if d.exists()]}"
+
+
 def test_tree_rss_counts_memory_held_by_descendants():
     """The grader measures what a sandbox holds from outside, over the whole process tree."""
     from autograder.kernel import tree_rss
@@ -233,10 +300,16 @@ def test_unknown_assignment_is_a_grader_error(tmp_path):
 @pytest.mark.grading
 @pytest.mark.timeout(900)
 def test_killed_grader_resumes_without_losing_or_doubling_grades(tmp_path):
+    import tempfile
+
     students = [f"s{i:02d}" for i in range(6)]
     sub = small_class(tmp_path, students)
-    args = common_args(tmp_path, sub) + ["--jobs", "1"]
-    journal = tmp_path / "autograded" / ".grader" / "journal" / "00-echo"
+    # a short state folder: the sandboxes' working copies live in it, so every kernel's command line
+    # names it, and any process that survives the kill can be found by it
+    state = Path(tempfile.mkdtemp(prefix="agk-"))
+    assert len(str(state / "runs")) <= 40
+    args = common_args(tmp_path, sub) + ["--jobs", "1", "--state", str(state)]
+    journal = state / "journal" / "00-echo"
     e = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
     proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", *args], env=e, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -263,9 +336,27 @@ def test_killed_grader_resumes_without_losing_or_doubling_grades(tmp_path):
         subs = gb.assignment_submissions("00-echo")
         assert sorted(s.student.id for s in subs) == students
         assert {s.student.id: s.score for s in subs} == {r["student_id"]: float(r["score"]) for r in rows}
-    # no sandbox survived the kill of its grader
+    # no sandbox survived the kill of its grader, not even one it was starting at that moment
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in sandboxes):
+    while time.monotonic() < deadline and (any(Path(f"/proc/{p}").exists() for p in sandboxes) or _naming(state)):
         time.sleep(0.05)
     assert not [p for p in sandboxes if Path(f"/proc/{p}").exists()], f"sandboxes {sandboxes} outlived the killed grader"
+    assert not _naming(state), f"processes of the killed grader's sandboxes survive: {_naming(state)}"
+    import shutil
+
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _naming(folder: Path) -> list[str]:
+    """Command lines of the live processes that name `folder`."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(folder) in cmd:
+                found.append(f"{p.name}: {cmd[:120]}")
+    return found
 

@@ -6,32 +6,26 @@ from notebook_cases import assert_loses_points
 
 A = "02-socket-object"
 
-DESCRIBE_TYPE_VIA_STR = '''
+# Right up to the dictionary it returns; each bug is one of its values.
+DESCRIBE_HEADER = '''
 def describe_socket(sock):
     try:
         peer = sock.getpeername()
     except OSError:
         peer = None
+'''
+
+DESCRIBE_TYPE_VIA_STR = DESCRIBE_HEADER + '''\
     return {"family": sock.family.name, "type": str(sock.type), "local": sock.getsockname(),
             "peer": peer, "timeout": sock.gettimeout(), "blocking": sock.getblocking()}
 '''
 
-DESCRIBE_BLOCKING_FROM_TIMEOUT = '''
-def describe_socket(sock):
-    try:
-        peer = sock.getpeername()
-    except OSError:
-        peer = None
+DESCRIBE_BLOCKING_FROM_TIMEOUT = DESCRIBE_HEADER + '''\
     return {"family": sock.family.name, "type": sock.type.name, "local": sock.getsockname(),
             "peer": peer, "timeout": sock.gettimeout(), "blocking": sock.gettimeout() is None}
 '''
 
-DESCRIBE_BLOCKING_INVERTED = '''
-def describe_socket(sock):
-    try:
-        peer = sock.getpeername()
-    except OSError:
-        peer = None
+DESCRIBE_BLOCKING_INVERTED = DESCRIBE_HEADER + '''\
     return {"family": sock.family.name, "type": sock.type.name, "local": sock.getsockname(),
             "peer": peer, "timeout": sock.gettimeout(), "blocking": not sock.getblocking()}
 '''

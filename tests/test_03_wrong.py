@@ -1,4 +1,8 @@
-"""Notebook 03 (UDP): classic wrong answers lose points when put in the instructor notebook."""
+"""Notebook 03 (UDP): classic wrong answers lose points when put in the instructor notebook.
+
+The same sources are run directly against the checks in tests/test_udp.py, which is faster and
+says which sentence the learner gets.
+"""
 import pytest
 
 from notebook_cases import assert_loses_points

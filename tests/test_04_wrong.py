@@ -1,4 +1,10 @@
-"""Assignment 04: classic wrong answers lose the points they should, in the real notebook."""
+"""Assignment 04: classic wrong answers lose the points they should, in the real notebook.
+
+Each source below replaces one solution cell of solutions/04-tcp-client-server; the notebook is
+run with a real kernel and the named graded cells must fail (hidden tests included). The same
+sources are run directly against the checks in tests/test_tcp.py, which is faster and says which
+sentence the learner gets.
+"""
 import pytest
 
 from notebook_cases import assert_loses_points
@@ -29,42 +35,40 @@ def fetch(address, request, timeout=2.0):
     return b"".join(chunks)                          # bytes, not text
 '''
 
-ECHO_ITERATIVE = '''
-def serve_echo(listener, stop):
-    listener.settimeout(0.05)
-    while not stop.is_set():                          # one client at a time
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
-        with conn:
-            conn.settimeout(0.05)
-            while not stop.is_set():
-                try:
-                    data = conn.recv(4096)
-                    if not data:
-                        break
-                    conn.sendall(data)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    break
-'''
-
-SUM_CLOSES_AFTER_ONE_REQUEST = '''
-def serve_sum(listener, stop):
-    def serve_one(conn):
-        with conn:                                    # answers one request, then closes
-            conn.settimeout(1.0)
-            buffer = b""
-            while b"\\n" not in buffer:
+ECHO_ONE_CLIENT = '''
+def echo_one(conn, stop):
+    """Echoes one client until it closes or `stop` is set. Right: the bug is in serve_echo."""
+    with conn:
+        conn.settimeout(0.05)
+        while not stop.is_set():
+            try:
                 data = conn.recv(4096)
                 if not data:
                     return
-                buffer += data
-            line = buffer.split(b"\\n", 1)[0]
-            conn.sendall(json.dumps(sum_answer(line)).encode("utf-8") + b"\\n")
+                conn.sendall(data)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+'''
 
+ECHO_ITERATIVE = ECHO_ONE_CLIENT + '''
+
+def serve_echo(listener, stop):
+    listener.settimeout(0.05)
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        echo_one(conn, stop)                          # one client at a time: the next one waits
+'''
+
+# Right: every client in its own thread, all joined once `stop` is set. The wrong sum servers
+# below keep it and put their bug in serve_one(conn, stop), which talks to one client.
+THREAD_PER_CLIENT = '''
+
+def serve_sum(listener, stop):
     listener.settimeout(0.05)
     threads = []
     while not stop.is_set():
@@ -72,42 +76,42 @@ def serve_sum(listener, stop):
             conn, _ = listener.accept()
         except TimeoutError:
             continue
-        thread = threading.Thread(target=serve_one, args=(conn,))
+        thread = threading.Thread(target=serve_one, args=(conn, stop))
         thread.start()
         threads.append(thread)
     for thread in threads:
         thread.join()
 '''
+
+SUM_CLOSES_AFTER_ONE_REQUEST = '''
+def serve_one(conn, stop):
+    with conn:                                    # answers one request, then closes
+        conn.settimeout(1.0)
+        buffer = b""
+        while b"\\n" not in buffer:
+            data = conn.recv(4096)
+            if not data:
+                return
+            buffer += data
+        line = buffer.split(b"\\n", 1)[0]
+        conn.sendall(json.dumps(sum_answer(line)).encode("utf-8") + b"\\n")
+''' + THREAD_PER_CLIENT
 
 SUM_ONE_RECV_IS_ONE_MESSAGE = '''
-def serve_sum(listener, stop):
-    def serve_one(conn):
-        with conn:
-            conn.settimeout(0.05)
-            while not stop.is_set():
-                try:
-                    data = conn.recv(256)             # seed 002: one Read = one request
-                    if not data:
-                        return
-                    conn.sendall(json.dumps(sum_answer(data.rstrip(b"\\n"))).encode("utf-8") + b"\\n")
-                except TimeoutError:
-                    continue
-                except OSError:
+def serve_one(conn, stop):
+    with conn:
+        conn.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                data = conn.recv(256)             # seed 002: one Read = one request
+                if not data:
                     return
-
-    listener.settimeout(0.05)
-    threads = []
-    while not stop.is_set():
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
-        thread = threading.Thread(target=serve_one, args=(conn,))
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
-'''
+                conn.sendall(json.dumps(sum_answer(data.rstrip(b"\\n"))).encode("utf-8") + b"\\n")
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+''' + THREAD_PER_CLIENT
 
 SUM_ANSWER_WITHOUT_ERRORS = '''
 def sum_answer(line):

@@ -5,9 +5,9 @@ from notebook_cases import assert_loses_points
 
 A = "05-connection-life"
 
-SEED_003_PLUS_ONE = '''
+# Right up to the step each segment takes in the sender's sequence numbers; the bugs are there.
+NUMBER_SEGMENTS_HEADER = '''
 def number_segments(conversation, client_isn, server_isn):
-    # seed 003's "Ack = Seq + bytes + 1": data acknowledged one too far
     next_seq = {"client": client_isn, "server": server_isn}
     numbers = []
     for sender, flags, length in conversation:
@@ -16,22 +16,17 @@ def number_segments(conversation, client_isn, server_isn):
         other = "server" if sender == "client" else "client"
         seq = next_seq[sender]
         numbers.append((seq, next_seq[other] if "ACK" in flags else 0))
+'''
+
+SEED_003_PLUS_ONE = NUMBER_SEGMENTS_HEADER + '''\
+        # seed 003's "Ack = Seq + bytes + 1": data acknowledged one too far
         step = length + 1 if (length or "SYN" in flags or "FIN" in flags) else 0
         next_seq[sender] = (seq + step) % 2**32
     return numbers
 '''
 
-SYN_TAKES_NO_NUMBER = '''
-def number_segments(conversation, client_isn, server_isn):
-    # forgets that a SYN takes one sequence number
-    next_seq = {"client": client_isn, "server": server_isn}
-    numbers = []
-    for sender, flags, length in conversation:
-        if sender not in next_seq:
-            raise ValueError(sender)
-        other = "server" if sender == "client" else "client"
-        seq = next_seq[sender]
-        numbers.append((seq, next_seq[other] if "ACK" in flags else 0))
+SYN_TAKES_NO_NUMBER = NUMBER_SEGMENTS_HEADER + '''\
+        # forgets that a SYN takes one sequence number
         next_seq[sender] = (seq + length + ("FIN" in flags)) % 2**32
     return numbers
 '''

@@ -17,11 +17,28 @@ from course.cli import load_peers
 from course.deadline import wait_for
 from course.errors import YourCodeError
 from course.kernel import tcp_state
+import test_04_wrong as notebook_04
 
 
 # ----------------------------------------------------------------------------------------------
-# Learner-style implementations: correct ones, and the classic wrong ones
+# Learner-style implementations: correct ones, and the classic wrong ones. Those that
+# tests/test_04_wrong.py also puts in the notebook are its sources, run here as the notebook would.
 # ----------------------------------------------------------------------------------------------
+def learned(source: str, name: str, called: str, **names):
+    """What a solution cell's `source` defines as `name`, run in a namespace like the notebook's
+    (plus `names`), renamed `called` so that test ids and the checks' messages name it."""
+    namespace = {"json": json, "socket": socket, "threading": threading, "sum_answer": tcp.sum_answer, **names}
+    exec(source, namespace)
+    namespace[name].__name__ = namespace[name].__qualname__ = called
+    return namespace[name]
+
+
+def threaded(handle):
+    """serve(listener, stop) that runs handle(conn, stop) in a thread per client and joins them:
+    the accept loop of test_04_wrong's sum servers, which is right, around `handle`."""
+    return learned(notebook_04.THREAD_PER_CLIENT, "serve_sum", "serve", serve_one=handle)
+
+
 def fetch(address, request, timeout=2.0):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
@@ -33,10 +50,8 @@ def fetch(address, request, timeout=2.0):
     return b"".join(chunks).decode("utf-8")
 
 
-def fetch_one_recv(address, request, timeout=2.0):
-    with socket.create_connection(address, timeout=timeout) as sock:
-        sock.sendall(request.encode("utf-8"))
-        return sock.recv(1024).decode("utf-8")
+fetch_one_recv = learned(notebook_04.FETCH_ONE_RECV, "fetch", "fetch_one_recv")
+fetch_forgetting_to_decode = learned(notebook_04.FETCH_FORGETS_TO_DECODE, "fetch", "fetch_forgetting_to_decode")
 
 
 def fetch_decoding_each_chunk(address, request, timeout=2.0):
@@ -62,39 +77,8 @@ def fetch_keeping_its_socket(address, request, timeout=2.0):
     return b"".join(chunks).decode("utf-8")
 
 
-def threaded(handle):
-    """serve(listener, stop) that runs handle(conn, stop) in a thread per client and joins them."""
-
-    def serve(listener, stop):
-        listener.settimeout(0.05)
-        threads = []
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            t = threading.Thread(target=handle, args=(conn, stop))
-            t.start()
-            threads.append(t)
-        for t in threads:
-            t.join()
-
-    return serve
-
-
-def echo_one(conn, stop):
-    with conn:
-        conn.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                conn.sendall(data)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+echo_one = learned(notebook_04.ECHO_ONE_CLIENT, "echo_one", "echo_one")
+serve_echo_iterative = learned(notebook_04.ECHO_ITERATIVE, "serve_echo", "serve_echo_iterative")
 
 
 def echo_one_careless(conn, stop):
@@ -108,16 +92,6 @@ def echo_one_careless(conn, stop):
             if not data:
                 return
             conn.sendall(data)
-
-
-def serve_echo_iterative(listener, stop):
-    listener.settimeout(0.05)
-    while not stop.is_set():
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
-        echo_one(conn, stop)
 
 
 def serve_echo_selectors(listener, stop):
@@ -164,32 +138,10 @@ def sum_one(conn, stop):
                 return
 
 
-def sum_one_recv_is_one_message(conn, stop):
-    with conn:
-        conn.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                data = conn.recv(256)
-                if not data:
-                    return
-                conn.sendall(json.dumps(tcp.sum_answer(data.rstrip(b"\n"))).encode() + b"\n")
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-
-def sum_close_after_one(conn, stop):
-    with conn:
-        conn.settimeout(1.0)
-        buffer = b""
-        while b"\n" not in buffer and (data := conn.recv(4096)):
-            buffer += data
-        conn.sendall(json.dumps(tcp.sum_answer(buffer.split(b"\n")[0])).encode() + b"\n")
-
-
 serve_echo = threaded(echo_one)
 serve_sum = threaded(sum_one)
+serve_sum_closing_after_one_request = learned(notebook_04.SUM_CLOSES_AFTER_ONE_REQUEST, "serve_sum", "serve_sum_closing_after_one_request")
+serve_sum_one_recv_is_one_message = learned(notebook_04.SUM_ONE_RECV_IS_ONE_MESSAGE, "serve_sum", "serve_sum_one_recv_is_one_message")
 
 
 def blank(*args):
@@ -401,14 +353,14 @@ WRONG = [
     (tcp.check_fetch, fetch_one_recv, r"returned 'HTTP-ish reply, part one; ' \(26 characters\) but the server sent .* in 3 writes before closing; keep calling recv\(\) until it returns b''"),
     (tcp.check_fetch_hard, fetch_one_recv, r"raised UnicodeDecodeError"),
     (tcp.check_fetch_hard, fetch_decoding_each_chunk, r"raised UnicodeDecodeError: .*decode everything at once"),
-    (tcp.check_fetch, lambda a, r, t=2.0: fetch(a, r, t).encode(), r"it should return a str"),
+    (tcp.check_fetch, fetch_forgetting_to_decode, r"it should return a str"),
     (tcp.check_echo_slow_fast, serve_echo_iterative, r"the fast client got b'' back .* while the slow client was still connected to 127.0.0.1:\d+; serve each accepted connection in its own thread"),
     (tcp.check_echo_many_clients, serve_echo_iterative, r"client 2 of 5 got 0 of the 20000 bytes"),
     (tcp.check_echo_early_close, threaded(echo_one_careless), r"died of ConnectionResetError: .*catch what one client can cause \(OSError such as ConnectionResetError"),
-    (tcp.check_sum_server, threaded(sum_close_after_one), r"then the server closed the connection; .*keep the connection open"),
-    (tcp.check_sum_coalesced, threaded(sum_one_recv_is_one_message), r"your server answered b'\{\"A\":7,\"B\":4\}' with b'\{\"Error\""),
-    (tcp.check_sum_stream, threaded(sum_one_recv_is_one_message), r"your server answered"),
-    (tcp.check_sum_concurrent, threaded(sum_close_after_one), r"closed the connection"),
+    (tcp.check_sum_server, serve_sum_closing_after_one_request, r"then the server closed the connection; .*keep the connection open"),
+    (tcp.check_sum_coalesced, serve_sum_one_recv_is_one_message, r"your server answered b'\{\"A\":7,\"B\":4\}' with b'\{\"Error\""),
+    (tcp.check_sum_stream, serve_sum_one_recv_is_one_message, r"your server answered"),
+    (tcp.check_sum_concurrent, serve_sum_closing_after_one_request, r"closed the connection"),
     (tcp.check_sum_answer, lambda line: {"Sum": 0}, r"expected \{\"Sum\": 11\}"),
 ]
 

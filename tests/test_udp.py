@@ -35,6 +35,7 @@ from course.udp import (
     sum_request,
     unused_udp_port,
 )
+import test_03_wrong as notebook_03
 
 
 def stray_learner_threads(before):
@@ -55,8 +56,18 @@ def udp_socket(host="127.0.0.1", timeout=2.0):
 
 
 # ----------------------------------------------------------------------------------------------
-# A correct learner solution, and the classic wrong ones
+# A correct learner solution, and the classic wrong ones. The wrong ones that tests/test_03_wrong.py
+# also puts in the notebook are its sources, run here as the notebook would.
 # ----------------------------------------------------------------------------------------------
+def learned(source: str, name: str, called: str):
+    """What a solution cell's `source` defines as `name`, run in a namespace like the notebook's,
+    renamed `called` so that test ids tell the variants apart."""
+    namespace = {"json": json, "socket": socket}
+    exec(source, namespace)
+    namespace[name].__name__ = namespace[name].__qualname__ = called
+    return namespace[name]
+
+
 def request_sum(server, a, b, *, timeout=0.3, attempts=3):
     request_id = random.randrange(1 << 31)
     request = json.dumps({"id": request_id, "A": a, "B": b}).encode("utf-8")
@@ -75,40 +86,10 @@ def request_sum(server, a, b, *, timeout=0.3, attempts=3):
     raise TimeoutError("no reply")
 
 
-def request_once(server, a, b, *, timeout=0.3, attempts=3):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        sock.sendto(sum_request(a, b, 1), server)
-        return json.loads(sock.recvfrom(1024)[0])["Sum"]
-
-
-def request_without_timeout(server, a, b, *, timeout=0.3, attempts=3):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.sendto(sum_request(a, b, 1), server)
-        return json.loads(sock.recvfrom(1024)[0])["Sum"]
-
-
-def request_forever(server, a, b, *, timeout=0.3, attempts=3):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        while True:
-            sock.sendto(sum_request(a, b, 1), server)
-            try:
-                return json.loads(sock.recvfrom(1024)[0])["Sum"]
-            except TimeoutError:
-                pass
-
-
-def request_first_reply(server, a, b, *, timeout=0.3, attempts=3):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        for _ in range(attempts):
-            sock.sendto(sum_request(a, b, 1), server)
-            try:
-                return json.loads(sock.recvfrom(1024)[0])["Sum"]
-            except TimeoutError:
-                pass
-        raise TimeoutError("no reply")
+request_once = learned(notebook_03.ONE_RECVFROM_WITHOUT_RETRY, "request_sum", "request_once")
+request_without_timeout = learned(notebook_03.NO_TIMEOUT, "request_sum", "request_without_timeout")
+request_forever = learned(notebook_03.RETRY_FOREVER, "request_sum", "request_forever")
+request_first_reply = learned(notebook_03.TAKES_ANY_REPLY, "request_sum", "request_first_reply")
 
 
 KEPT = []  # a learner "caching" sockets: never closed, still referenced, so never collected
@@ -135,28 +116,9 @@ def serve_sums(sock, n, timeout=2.0):
             sock.sendto(sum_reply(data), client)
 
 
-def serve_first_client(sock, n, timeout=2.0):
-    with sock:
-        sock.settimeout(timeout)
-        first = None
-        for _ in range(n):
-            data, client = sock.recvfrom(65535)
-            first = first or client
-            sock.sendto(sum_reply(data), first)
-
-
-def serve_without_encode(sock, n, timeout=2.0):
-    with sock:
-        sock.settimeout(timeout)
-        for _ in range(n):
-            data, client = sock.recvfrom(65535)
-            sock.sendto(sum_reply(data).decode(), client)
-
-
-def serve_forever(sock, n, timeout=2.0):
-    while True:
-        data, client = sock.recvfrom(65535)
-        sock.sendto(sum_reply(data), client)
+serve_first_client = learned(notebook_03.REPLIES_TO_THE_FIRST_CLIENT, "serve_sums", "serve_first_client")
+serve_without_encode = learned(notebook_03.FORGETS_TO_ENCODE, "serve_sums", "serve_without_encode")
+serve_forever = learned(notebook_03.SERVES_FOREVER, "serve_sums", "serve_forever")
 
 
 def serve_without_close(sock, n, timeout=2.0):
@@ -174,34 +136,9 @@ def serve_from_new_socket(sock, n, timeout=2.0):
             out.sendto(sum_reply(data), client)
 
 
-class ChatPeer:
-    def __init__(self, host="127.0.0.1"):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.address = self.sock.getsockname()
-
-    def send(self, text, to):
-        self.sock.sendto(text.encode("utf-8"), to)
-
-    def receive(self, timeout):
-        self.sock.settimeout(timeout)
-        try:
-            data, sender = self.sock.recvfrom(65535)
-        except TimeoutError:
-            return None
-        return data.decode("utf-8"), sender
-
-    def close(self):
-        self.sock.close()
-
-
-class ChatPeerWithoutDecode(ChatPeer):
-    def receive(self, timeout):
-        self.sock.settimeout(timeout)
-        try:
-            return self.sock.recvfrom(65535)
-        except TimeoutError:
-            return None
+# test_03_wrong's ChatPeer template, filled in right: UTF-8 both ways.
+ChatPeer = learned(notebook_03.CHAT_PEER.format(send='text.encode("utf-8")', text='data.decode("utf-8")'), "ChatPeer", "ChatPeer")
+ChatPeerWithoutDecode = learned(notebook_03.FORGETS_TO_DECODE, "ChatPeer", "ChatPeerWithoutDecode")
 
 
 class ChatPeerWithoutTimeout(ChatPeer):
@@ -408,11 +345,27 @@ def evidence_of(check, *args):
     return checks.recorded[before:]
 
 
+def same_evidence_twice(check, implementation, cases):
+    """Run `check` on a correct `implementation` twice; assert that it recorded the same evidence
+    both times; return that evidence and its cases by name."""
+    first = evidence_of(check, implementation, cases)
+    second = evidence_of(check, implementation, cases)
+    assert first and first == second
+    return first, {c["case"]: c for c in first[0]["cases"]}
+
+
+def assert_caught(check, buggy, *args, says):
+    """`check(buggy, *args)` fails with a YourCodeError that says `says`, and leaves none of the
+    learner threads it started running."""
+    before = set(threading.enumerate())
+    with pytest.raises(YourCodeError) as info:
+        check(buggy, *args)
+    assert says in str(info.value)
+    assert not stray_learner_threads(before)
+
+
 def test_correct_request_sum_passes_every_case_with_the_same_evidence_twice():
-    first = evidence_of(check_request_sum, request_sum, ["drop first", "seeded random drops", *HIDDEN_REQUEST_CASES])
-    second = evidence_of(check_request_sum, request_sum, ["drop first", "seeded random drops", *HIDDEN_REQUEST_CASES])
-    assert first == second
-    cases = {c["case"]: c for c in first[0]["cases"]}
+    first, cases = same_evidence_twice(check_request_sum, request_sum, ["drop first", "seeded random drops", *HIDDEN_REQUEST_CASES])
     assert cases["drop first 2 of 3"] == {"case": "drop first 2 of 3", "a": 123456789, "b": 987654321, "answered_request": 3, "result": 1111111110}
     assert cases["seeded random drops"]["answered_request"] == 3 and cases["stray replies"]["answered_request"] == 1
     assert cases["drop all"]["raised"] == "TimeoutError" and cases["drop all"]["requests_seen"] == 3
@@ -430,15 +383,13 @@ def test_correct_request_sum_passes_every_case_with_the_same_evidence_twice():
     ],
 )
 def test_classic_request_bugs_fail_with_their_message(wrong, cases, message):
-    before = set(threading.enumerate())
     started = time.monotonic()
-    with pytest.raises(YourCodeError) as info:
-        check_request_sum(wrong, cases)
-    assert message in str(info.value)
+    try:
+        assert_caught(check_request_sum, wrong, cases, says=message)
+    finally:
+        for kept in KEPT:
+            kept.close()
     assert time.monotonic() - started < 15.0  # the check's deadline ended it; no hang
-    assert not stray_learner_threads(before)
-    for kept in KEPT:
-        kept.close()
 
 
 def test_request_forever_passes_the_visible_check_but_not_the_hidden_ones():
@@ -477,10 +428,7 @@ def test_a_request_that_gives_up_too_early_is_told_to_wait():
 # Check 2: serve_sums
 # ----------------------------------------------------------------------------------------------
 def test_correct_server_passes_every_case_with_the_same_evidence_twice():
-    first = evidence_of(check_sum_server, serve_sums, ["two clients", *HIDDEN_SERVER_CASES])
-    second = evidence_of(check_sum_server, serve_sums, ["two clients", *HIDDEN_SERVER_CASES])
-    assert first == second
-    cases = {c["case"]: c for c in first[0]["cases"]}
+    _, cases = same_evidence_twice(check_sum_server, serve_sums, ["two clients", *HIDDEN_SERVER_CASES])
     assert ["127.0.0.3", '{"A": 7, "B": 4}', {"Sum": 11}] in cases["three clients"]["served"]
     assert cases["fewer datagrams than n"]["raised_timeout"] is True
 
@@ -496,11 +444,7 @@ def test_correct_server_passes_every_case_with_the_same_evidence_twice():
     ],
 )
 def test_classic_server_bugs_fail_with_their_message(wrong, message):
-    before = set(threading.enumerate())
-    with pytest.raises(YourCodeError) as info:
-        check_sum_server(wrong)
-    assert message in str(info.value)
-    assert not stray_learner_threads(before)
+    assert_caught(check_sum_server, wrong, says=message)
 
 
 def test_wrong_address_message_names_the_client_that_got_too_much():
@@ -551,10 +495,7 @@ def test_server_that_ignores_malformed_requests_is_caught():
 # Check 3: ChatPeer
 # ----------------------------------------------------------------------------------------------
 def test_correct_chat_peer_passes_every_case_with_the_same_evidence_twice():
-    first = evidence_of(check_chat_peer, ChatPeer, ["hello", *HIDDEN_CHAT_CASES])
-    second = evidence_of(check_chat_peer, ChatPeer, ["hello", *HIDDEN_CHAT_CASES])
-    assert first == second
-    cases = {c["case"]: c for c in first[0]["cases"]}
+    _, cases = same_evidence_twice(check_chat_peer, ChatPeer, ["hello", *HIDDEN_CHAT_CASES])
     assert cases["unicode"]["received"] == [["收到：你好，UDP！", "reference peer"]]
     assert cases["three lines"]["received"] == [["one", "reference peer"], ["two", "reference peer"], ["three", "reference peer"]]
 
@@ -569,11 +510,7 @@ def test_correct_chat_peer_passes_every_case_with_the_same_evidence_twice():
     ],
 )
 def test_classic_chat_bugs_fail_with_their_message(wrong, cases, message):
-    before = set(threading.enumerate())
-    with pytest.raises(YourCodeError) as info:
-        check_chat_peer(wrong, cases)
-    assert message in str(info.value)
-    assert not stray_learner_threads(before)
+    assert_caught(check_chat_peer, wrong, cases, says=message)
 
 
 def test_blank_exercises_fail_fast_with_not_implemented():

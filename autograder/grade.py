@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import assemble as asm
+from autograder import reuse
 from autograder import sandbox as sb
 from autograder import verify
 from autograder.kernel import CellRun, KernelGone, SandboxedKernel
@@ -429,7 +430,7 @@ def execute_submission(assignment: Assignment, student: str, files: dict[str, Pa
             try:
                 submitted = read_notebook(path)
                 nb, notes = asm.assemble(source_nb, submitted, release_nb)
-                entry["notes"] = notes
+                entry["notes"] = notes + reuse.notes(source_nb, nb)
             except Exception as exc:
                 why_not = f"the submitted notebook cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
         if nb is None:

@@ -104,7 +104,7 @@ def summary(records: dict, assignments, seconds: float, failures: list[str], ski
         out.append(table(sorted(flagged), ["student", "assignment", "cell: why"]))
     notes = [[r["student"], r["assignment"], n[:90]] for r in records.values() for n in r.get("notes", [])]
     if notes:
-        out.append("\nRestored or dropped cells:")
+        out.append("\nNotes on cells (restored, dropped, or handing in the course's own code):")
         out.append(table(sorted(notes), ["student", "assignment", "note"]))
     if skipped:
         out.append("\nIgnored in the submissions folder: " + "; ".join(skipped[:20]))

@@ -140,6 +140,27 @@ def test_judge(kernel_passed, evidence, reference, points, flagged):
     assert ok is points and bool(flag) is flagged
 
 
+@pytest.mark.parametrize("learner,imports,found", [
+    ("from course.framing import recv_exactly", [], ["course.framing.recv_exactly"]),
+    ("import course.framing as fr\nrecv_exactly = fr.recv_exactly", [], ["course.framing.recv_exactly"]),
+    ("def recv_exactly(sock, n):\n    return course.framing.recv_exactly(sock, n)", ["import course"],
+     ["course.framing.recv_exactly"]),
+    ("def recv_exactly(sock, n):\n    return framing.recv_exactly(sock, n)", ["from course import framing"],
+     ["course.framing.recv_exactly"]),
+    # the learner's own code, using other course helpers or methods of the same name: nothing to note
+    ("def recv_exactly(sock, n):\n    buf = bytearray()\n    while len(buf) < n:\n        buf += sock.recv(n - len(buf))\n"
+     "    return bytes(buf)", ["from course.framing import split_into_chunks"], []),
+    ("class R:\n    def recv_exactly(self, n):\n        return self.recv_exactly(n)", ["import course"], []),
+    ("def recv_exactly(sock, n):\n    with course.serving.TcpServer(): pass", ["import course"], []),
+    ("this is not python (", [], []),
+])
+def test_reuse_of_the_course_implementation_is_noted(learner, imports, found):
+    from autograder import reuse
+
+    solution = "def recv_exactly(sock, n):\n    ### BEGIN SOLUTION\n    ...\n    ### END SOLUTION"
+    assert reuse.reused(solution, learner, imports) == found
+
+
 def test_messages_never_quote_hidden_tests():
     hidden = hidden_lines(read(SOURCE))
     assert any("10**20" in line for line in hidden)

@@ -31,6 +31,13 @@ VERSION = "1"  # bump when a change of the grader changes grades: journals of ol
 MAX_NOTEBOOK_BYTES = 20 * 1024**2
 
 
+# what the sandbox's control group reports, said for the summary (limits no cell needs to report)
+LIMIT_REASONS = {
+    "processes": "a fork or a thread was refused at the sandbox's task limit",
+    "memory": "the sandbox reached its memory limit",
+}
+
+
 class GraderError(RuntimeError):
     """The grader itself cannot grade (bad course setup, failing solution): exit non-zero."""
 
@@ -485,6 +492,8 @@ def judge_submission(executed: Executed, ref: dict, autograded: Path | None = No
             entry["reason"] = run.stopped.reason
             result["limits"].append(run.stopped.limit)
         result["limits"] += run.limits
+        if run.limits and not entry["reason"]:
+            entry["reason"] = "; ".join(LIMIT_REASONS.get(x, x) for x in run.limits)
         for r in run.runs.values():  # limits hit in any cell, graded or not
             if r.status == "timeout":
                 result["limits"].append("cell-timeout")

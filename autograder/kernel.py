@@ -33,10 +33,14 @@ from autograder.cgroup import SandboxGroup
 EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
 _LIBC = ctypes.CDLL(None, use_errno=True)
 INTERRUPT_GRACE = 2.0  # seconds a kernel has to stop a cell after the interrupt before it is killed
-# After a MemoryError or a cell timeout, a sandbox that still holds more than this share of its memory limit is
-# stopped: every later cell would fail to allocate (threads, sockets) and run into its timeout, so
-# going on costs the sum of the timeouts and earns nothing.
+# After a MemoryError or a cell timeout, a sandbox that still holds more than this share of its
+# memory limit is stopped: every later cell would fail to allocate (threads, sockets) and run into
+# its timeout, so going on costs the sum of the timeouts and earns nothing.
 MEMORY_HELD_SHARE = 0.5
+# ... and so is one whose kernel grew by more than this during a cell that timed out: an allocation
+# without end that the timeout cut short. Without this rule its fate would depend on how far it got
+# before the timeout, that is on the machine's load (no cell of the course grows by this much).
+MEMORY_GROWTH = 256 * 1024**2
 
 
 class KernelGone(Exception):
@@ -93,6 +97,35 @@ def tree_usage(root: int) -> tuple[int, int]:
     return rss, tasks
 
 
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+                children.setdefault(int(stat[stat.rindex(b")") + 2:].split()[1]), []).append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in out:
+            out.append(pid)
+            todo += children.get(pid, [])
+    return out
+
+
+def rss(pid: int) -> int:
+    """Resident bytes of one process (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def tree_rss(root: int) -> int:
     """Resident bytes of process `root` and all its descendants."""
     return tree_usage(root)[0]
@@ -131,6 +164,7 @@ class SandboxedKernel:
         self.received = 0  # bytes of output read from this kernel
         self.dead: KernelGone | None = None
         self.group: SandboxGroup | None = None
+        self.kernel_pid: int | None = None
         self._uid_lock = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -203,6 +237,8 @@ class SandboxedKernel:
                 kc.get_iopub_msg(timeout=0.05)
             except queue.Empty:
                 break
+        # the kernel's own process (the largest in the sandbox), to watch its memory cell by cell
+        self.kernel_pid = max(descendants(self.proc.pid), key=rss)
         return self
 
     def _claim_uid(self) -> int:
@@ -315,6 +351,7 @@ class SandboxedKernel:
             self.kill(f"the submission ran longer than its wall-clock limit of {self.wall:.0f} s", "wall-clock")
             raise self.dead
         kc = self.kc
+        rss_before = rss(self.kernel_pid) if self.kernel_pid else 0
         start = time.monotonic()
         msg_id = kc.execute(source, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)
         iopub_sock, shell_sock = kc.iopub_channel.socket, kc.shell_channel.socket
@@ -406,11 +443,18 @@ class SandboxedKernel:
         if (run.error.startswith("MemoryError") or run.status == "timeout") and self.proc is not None:
             # a cell that ran out of memory, or was interrupted while allocating on a loaded machine
             held = tree_rss(self.proc.pid)
+            grown = (rss(self.kernel_pid) - rss_before) if self.kernel_pid else 0
+            limit = f"{self.limits.memory / 1024**3:g} GiB"
             if held > MEMORY_HELD_SHARE * self.limits.memory:
                 what = "ran out of memory" if run.error.startswith("MemoryError") else "was interrupted"
-                self.kill(f"a cell {what} (the memory limit is {self.limits.memory / 1024**3:g} GiB) and the kernel "
-                          f"still held {held / 1024**3:.1f} GiB afterwards, so later cells could not run; the kernel "
-                          "was stopped", "memory")
+                self.kill(f"a cell {what} (the memory limit is {limit}) and the kernel still held "
+                          f"{held / 1024**3:.1f} GiB afterwards, so later cells could not run; the kernel was stopped",
+                          "memory")
+                raise self.dead
+            if run.status == "timeout" and grown > MEMORY_GROWTH:
+                self.kill(f"a cell that ran out of time had grown the kernel by {grown / 1024**2:.0f} MiB (more than "
+                          f"{MEMORY_GROWTH // 1024**2} MiB: an allocation without end, cut short; the memory limit is "
+                          f"{limit}); the kernel was stopped", "memory")
                 raise self.dead
         return run
 

@@ -271,6 +271,30 @@ def test_real_cgroup_limits_a_process():
     assert dirs and not any(d.exists() for d in dirs), f"groups left behind: {[d for d in dirs if d.exists()]}"
 
 
+@pytest.mark.grading
+@pytest.mark.timeout(300)
+def test_a_timed_out_cell_that_grew_the_kernel_stops_it_and_a_plain_hang_does_not(tmp_path):
+    """Memory held after a timeout is judged by what the cell grew, not by how far a loaded machine
+    let it get: a cell that allocated 400 MiB and then hangs stops the kernel ("memory"); a cell
+    that only hangs is interrupted and the kernel goes on."""
+    from autograder.kernel import MEMORY_GROWTH, KernelGone, SandboxedKernel
+    from autograder.sandbox import Limits
+
+    assert 400 * 1024**2 > MEMORY_GROWTH
+    work = tmp_path / "w"
+    work.mkdir()
+    os.chmod(tmp_path, 0o755)
+    with SandboxedKernel(tmp_path, work, Limits(), wall=300) as kernel:
+        hang = kernel.run_cell("import time\ntime.sleep(600)", timeout=3)
+        assert hang.status == "timeout" and hang.error.startswith("TimeoutError")
+        assert kernel.run_cell("print(6 * 7)", timeout=30).outputs[0]["text"] == "42\n"
+        # the allocation finishes long before the timeout (it prints first); then the cell hangs
+        with pytest.raises(KernelGone) as gone:
+            kernel.run_cell("import sys, time\nblob = bytearray(400 * 1024**2)\nprint('allocated', flush=True)\n"
+                            "time.sleep(600)", timeout=8)
+        assert gone.value.limit == "memory" and "grown the kernel by" in gone.value.reason, gone.value.reason
+
+
 def test_tree_rss_counts_memory_held_by_descendants():
     """The grader measures what a sandbox holds from outside, over the whole process tree."""
     from autograder.kernel import tree_rss

@@ -106,7 +106,6 @@ class _Sandbox:
     """A working copy and its kernel (started or not)."""
 
     run_dir: Path
-    work: Path
     kernel: SandboxedKernel
 
 
@@ -125,7 +124,7 @@ def _new_sandbox(options: Options, slot: int, release_dir: Path | None, runs_roo
     except BaseException:
         _remove_run_dir(run_dir)
         raise
-    return _Sandbox(run_dir, work, kernel)
+    return _Sandbox(run_dir, kernel)
 
 
 def _discard(box: _Sandbox) -> None:
@@ -382,18 +381,6 @@ def read_notebook(path: Path):
     return nb
 
 
-def grade_submission(assignment: Assignment, student: str, files: dict[str, Path | None], ref,
-                     options: Options, slot: int, autograded: Path | None = None) -> dict:
-    """Grade one student's submission of one assignment; return the journal record.
-
-    `ref` is the reference (a dict) or a Future of it: the submission's kernel may start while
-    the solution still runs (cells then get the configured timeouts, not ones derived from the
-    solution's times); the verdicts wait for the reference.
-    """
-    executed = execute_submission(assignment, student, files, ref, options, slot)
-    return judge_submission(executed, ref if isinstance(ref, dict) else ref.result(), autograded)
-
-
 @dataclass
 class Executed:
     """A submission's notebooks, run; what `judge_submission` turns into the journal record once
@@ -407,8 +394,13 @@ class Executed:
 
 def execute_submission(assignment: Assignment, student: str, files: dict[str, Path | None], ref,
                        options: Options, slot: int, warm: WarmKernels | None = None) -> Executed:
-    """Run every notebook of one submission in its sandbox (the slow part). Needs the reference
-    only for its times, and only once it is ready (see grade_submission)."""
+    """Run every notebook of one submission in its sandbox (the slow part); `judge_submission`
+    then gives the verdicts.
+
+    `ref` is the reference (a dict) or a Future of it: the submission's kernel may start while the
+    solution still runs (cells then get the configured timeouts, not ones derived from the
+    solution's times, until it is ready); only the verdicts need it.
+    """
     started = time.monotonic()
     lim = options.limits
     if isinstance(ref, dict):
@@ -533,8 +525,6 @@ def judge_submission(executed: Executed, ref: dict, autograded: Path | None = No
     result["limits"] = sorted(set(x for x in result["limits"] if x))
     result["score"] = sum(c["points"] for e in result["notebooks"].values() for c in e["cells"])
     result["max_score"] = sum(c["max_points"] for e in result["notebooks"].values() for c in e["cells"])
-    seconds = result.pop("seconds")
-    result["seconds"] = seconds
     return result
 
 

@@ -62,61 +62,8 @@ class CellRun:
     evidence: list = field(default_factory=list)
 
 
-def tree_usage(root: int) -> tuple[int, int]:
-    """(resident bytes, tasks: processes and their threads) of process `root` and all its
-    descendants: the sandbox's processes, seen from outside (bwrap's PID namespace does not hide
-    them from the grader's /proc)."""
-    children: dict[int, list[int]] = {}
-    usage: dict[int, tuple[int, int]] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-            with open(f"/proc/{entry.name}/statm", "rb") as f:
-                resident = int(f.read().split()[1]) * page
-            fields = stat[stat.rindex(b")") + 2:].split()  # fields 3.. of proc(5)
-            ppid, threads = int(fields[1]), int(fields[17])
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
-        pid = int(entry.name)
-        children.setdefault(ppid, []).append(pid)
-        usage[pid] = (resident, threads)
-    rss = tasks = 0
-    todo, seen = [root], set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        r, t = usage.get(pid, (0, 0))
-        rss, tasks = rss + r, tasks + t
-        todo += children.get(pid, [])
-    return rss, tasks
-
-
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    stat = f.read()
-                children.setdefault(int(stat[stat.rindex(b")") + 2:].split()[1]), []).append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        if pid not in out:
-            out.append(pid)
-            todo += children.get(pid, [])
-    return out
-
-
+# The sandbox's processes, seen from outside: bwrap's PID namespace does not hide them from the
+# grader's /proc.
 def rss(pid: int) -> int:
     """Resident bytes of one process (0 when it is gone)."""
     try:
@@ -124,6 +71,37 @@ def rss(pid: int) -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def descendants(root: int) -> dict[int, int]:
+    """`root` and every process below it -> its number of threads."""
+    children: dict[int, list[int]] = {}
+    threads: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+                fields = stat[stat.rindex(b")") + 2:].split()  # fields 3.. of proc(5)
+                ppid, count = int(fields[1]), int(fields[17])
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+            children.setdefault(ppid, []).append(int(entry.name))
+            threads[int(entry.name)] = count
+    out: dict[int, int] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in out and pid in threads:
+            out[pid] = threads[pid]
+            todo += children.get(pid, [])
+    return out
+
+
+def tree_usage(root: int) -> tuple[int, int]:
+    """(resident bytes, tasks: processes and their threads) of process `root` and all below it."""
+    tree = descendants(root)
+    return sum(rss(pid) for pid in tree), sum(tree.values())
 
 
 def tree_rss(root: int) -> int:
@@ -238,7 +216,7 @@ class SandboxedKernel:
             except queue.Empty:
                 break
         # the kernel's own process (the largest in the sandbox), to watch its memory cell by cell
-        self.kernel_pid = max(descendants(self.proc.pid), key=rss)
+        self.kernel_pid = max(descendants(self.proc.pid), key=rss, default=None)
         return self
 
     def _claim_uid(self) -> int:

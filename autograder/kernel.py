@@ -41,6 +41,11 @@ MEMORY_HELD_SHARE = 0.5
 # without end that the timeout cut short. Without this rule its fate would depend on how far it got
 # before the timeout, that is on the machine's load (no cell of the course grows by this much).
 MEMORY_GROWTH = 256 * 1024**2
+# A cell that sent more output than this and ran out of time is an output flood: the sandbox is
+# killed as at the output limit, instead of being interrupted, so that the outcome does not depend on
+# how fast a loaded machine let the grader read (a flood can also keep the kernel from handling
+# the interrupt). No cell of the course prints a megabyte.
+FLOOD_BYTES = 1024**2
 
 
 class KernelGone(Exception):
@@ -143,6 +148,8 @@ class SandboxedKernel:
         self.dead: KernelGone | None = None
         self.group: SandboxGroup | None = None
         self.kernel_pid: int | None = None
+        self.context: zmq.Context | None = None
+        self.monitors: list = []  # sockets reporting when the kernel's connections drop
         self._uid_lock = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -195,10 +202,17 @@ class SandboxedKernel:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env=env, cwd=cwd, preexec_fn=enter)
         log.close()
-        kc = BlockingKernelClient(connection_file=str(conn_file))
+        # The grader's own ZeroMQ context: a message larger than the output limit is refused by the
+        # socket from its header (the connection is dropped, and the monitors below notice), so a
+        # flood never has to be received, let alone held in the grader's memory.
+        self.context = zmq.Context()
+        self.context.setsockopt(zmq.MAXMSGSIZE, self.limits.output + 1024**2)
+        kc = BlockingKernelClient(connection_file=str(conn_file), context=self.context)
         kc.load_connection_file()
         kc.start_channels()
         self.kc = kc
+        self.monitors = [ch.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+                         for ch in (kc.iopub_channel, kc.shell_channel)]
         until = time.monotonic() + min(self.limits.startup, self.remaining())
         while True:
             self._check_alive()
@@ -256,8 +270,10 @@ class SandboxedKernel:
                 hit.append("processes")
             if self.group.hit_memory():
                 hit.append("memory")
-        elif self.sandboxed and os.geteuid() == 0 and self.alive():
-            # no cgroup, but a uid of its own: it owns exactly the processes in its tree (RLIMIT_NPROC)
+        elif self.sandboxed and self.alive():
+            # no cgroup: RLIMIT_NPROC counts the tasks of the kernel's uid. As root that uid is the
+            # sandbox's own, so its tasks are those of its tree. Otherwise it is this user's, whose
+            # other processes count too: only a tree that alone reaches the limit is sure to have hit it.
             if tree_usage(self.proc.pid)[1] >= self.limits.processes - 2:
                 hit.append("processes")
         return hit
@@ -299,12 +315,18 @@ class SandboxedKernel:
             self._uid_lock = None
 
     def close_client(self) -> None:
+        for monitor in self.monitors:
+            monitor.close(linger=0)
+        self.monitors = []
         if self.kc is not None:
             try:
                 self.kc.stop_channels()
             except Exception:
                 pass
             self.kc = None
+        if self.context is not None:
+            self.context.destroy(linger=0)
+            self.context = None
 
     def __enter__(self):
         return self.start()
@@ -330,12 +352,15 @@ class SandboxedKernel:
             raise self.dead
         kc = self.kc
         rss_before = rss(self.kernel_pid) if self.kernel_pid else 0
+        received_before = self.received
         start = time.monotonic()
         msg_id = kc.execute(source, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)
         iopub_sock, shell_sock = kc.iopub_channel.socket, kc.shell_channel.socket
         poller = zmq.Poller()
         poller.register(iopub_sock, zmq.POLLIN)
         poller.register(shell_sock, zmq.POLLIN)
+        for monitor in self.monitors:
+            poller.register(monitor, zmq.POLLIN)
         run = CellRun()
         kept = 0
         reply = None
@@ -350,6 +375,10 @@ class SandboxedKernel:
                 self.kill(f"the submission ran longer than its wall-clock limit of {self.wall:.0f} s", "wall-clock")
                 raise self.dead
             if interrupted_at is None and reply is None and now >= start + timeout_now():
+                if self.received - received_before > FLOOD_BYTES:
+                    self.kill(f"a cell sent {(self.received - received_before) / 1024**2:.1f} MB of output and ran "
+                              f"out of time: an output flood (the limit is {self.limits.output // 1024**2} MB)", "output")
+                    raise self.dead
                 self.interrupt()
                 interrupted_at = now
                 run.status = "timeout"
@@ -359,6 +388,15 @@ class SandboxedKernel:
             self._check_alive()
             # wait for either socket (at most 50 ms, so that limits and a dead kernel are noticed)
             ready = dict(poller.poll(50))
+            if any(monitor in ready for monitor in self.monitors):
+                try:  # a dying kernel drops its connections too: give it a moment to be seen dead
+                    self.proc.wait(1.0)
+                except subprocess.TimeoutExpired:
+                    pass
+                self._check_alive()
+                self.kill(f"the kernel dropped its connection to the grader, which refuses any message larger "
+                          f"than the output limit of {self.limits.output // 1024**2} MB (an output flood)", "output")
+                raise self.dead
             got = False
             msg = None
             if iopub_sock in ready:

@@ -71,7 +71,8 @@ def tool(name: str) -> str | None:
 
 
 def _mounts_for(paths: list[str]) -> list[str]:
-    """--dir for every parent (mode 0755, so that an unprivileged kernel may traverse it), then
+    """--dir for every parent (mode 0555: an unprivileged kernel may traverse it, and not write into
+    it even where its user namespace makes it the owner), then
     --ro-bind for each path."""
     args: list[str] = []
     made: set[str] = {"/"}
@@ -81,7 +82,7 @@ def _mounts_for(paths: list[str]) -> list[str]:
             s = str(parent)
             if s not in made and s not in ("/usr",):
                 made.add(s)
-                args += ["--perms", "0755", "--dir", s]
+                args += ["--perms", "0555", "--dir", s]
         made.add(p)
         args += ["--ro-bind", p, p]
     return args
@@ -175,16 +176,19 @@ def command(
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    args += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755", "--dir", "/etc"]
+    args += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0555", "--dir", "/etc"]
     for name in ("hosts", "passwd", "group", "nsswitch.conf"):
         args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
     if os.path.exists("/etc/ld.so.cache"):
         args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     args += _mounts_for(python_paths() + [course_package()])
-    args += ["--perms", "0755", "--dir", "/sandbox", "--bind", str(work), WORK]
+    args += ["--perms", "0555", "--dir", "/sandbox", "--bind", str(work), WORK]
     for parent in list(Path(conn_dir).parents)[::-1][1:]:
-        args += ["--perms", "0755", "--dir", str(parent)]
+        args += ["--perms", "0555", "--dir", str(parent)]
     args += ["--bind", str(conn_dir), str(conn_dir), "--chdir", WORK]
+    # the sandbox's own root (a tmpfs holding the mount points) read-only too: without root, the
+    # kernel owns it in its user namespace and could write there (harmless, but not "read-only")
+    args += ["--remount-ro", "/"]
     for k, v in kernel_env(uid).items():
         args += ["--setenv", k, v]
     args += ["--"]

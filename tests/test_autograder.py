@@ -295,6 +295,26 @@ def test_a_timed_out_cell_that_grew_the_kernel_stops_it_and_a_plain_hang_does_no
         assert gone.value.limit == "memory" and "grown the kernel by" in gone.value.reason, gone.value.reason
 
 
+@pytest.mark.grading
+@pytest.mark.timeout(300)
+def test_a_timed_out_cell_that_flooded_its_output_is_killed_as_a_flood(tmp_path):
+    """A cell that sent over a megabyte and then runs out of time is an output flood, whether or
+    not the grader had read up to the output limit by then."""
+    from autograder.kernel import FLOOD_BYTES, KernelGone, SandboxedKernel
+    from autograder.sandbox import Limits
+
+    work = tmp_path / "w"
+    work.mkdir()
+    os.chmod(tmp_path, 0o755)
+    with SandboxedKernel(tmp_path, work, Limits(), wall=300) as kernel:
+        quiet = kernel.run_cell("print('x' * 1000)\nimport time\ntime.sleep(600)", timeout=3)
+        assert quiet.status == "timeout"  # a little output and a hang: interrupted, the kernel goes on
+        with pytest.raises(KernelGone) as gone:
+            kernel.run_cell(f"for _ in range(4):\n    print('y' * {FLOOD_BYTES // 3})\nimport time\ntime.sleep(600)",
+                            timeout=5)
+        assert gone.value.limit == "output" and "output flood" in gone.value.reason, gone.value.reason
+
+
 def test_tree_rss_counts_memory_held_by_descendants():
     """The grader measures what a sandbox holds from outside, over the whole process tree."""
     from autograder.kernel import tree_rss

@@ -23,6 +23,8 @@ Fields (all optional except "what" and "expect"):
     "expect":   {"score": "full" | "zero" | number | "any" (containment only: a fork bomb),
                  "limits": [limit, ...]   (each must be among the limits the submission hit;
                                            "a|b" means either),
+                 "limits_as_root": [...]  (instead of "limits" when grading as root: limits only a
+                                           sandbox with a uid of its own can attribute),
                  "flagged": true          (the kernel said pass and the evidence disagreed),
                  "note": "substring"      (a restored/dropped cell note),
                  "hidden_not_leaked": true (no hidden test line in any output the learner code

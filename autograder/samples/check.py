@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -33,11 +34,13 @@ def problems(sample: Sample, assignment: str, student: str, *, root: Path, grade
     rec_path = journal / assignment / f"{student}.json"
     rec = json.loads(rec_path.read_text()) if rec_path.exists() else {}
     limits = set(rec.get("limits", []))
-    if "limits" in exp:
-        for alt in exp["limits"]:
+    # "limits_as_root": limits only a grader running as root can attribute (a uid per sandbox)
+    expected_limits = exp.get("limits_as_root") if os.geteuid() == 0 and "limits_as_root" in exp else exp.get("limits")
+    if expected_limits is not None:
+        for alt in expected_limits:
             if not limits & set(alt.split("|")):
                 out.append(f"limits hit {sorted(limits)}, expected {alt}")
-        if not exp["limits"] and limits:
+        if not expected_limits and limits:
             out.append(f"hit limits {sorted(limits)}, expected none")
     if exp.get("flagged") and not rec.get("flags"):
         out.append("not flagged, expected a flag")

@@ -253,6 +253,10 @@ class UdpServer(LoopbackServer):
     sock_type = socket.SOCK_DGRAM
     max_datagram = 65535
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._markers: dict = {}  # address of a settle() probe -> (marker bytes, Event)
+
     def setup(self, sock: socket.socket) -> None:
         sock.settimeout(POLL)
 
@@ -266,8 +270,35 @@ class UdpServer(LoopbackServer):
                 if self._stop.is_set():
                     return
                 continue  # e.g. ICMP port unreachable reported on this socket: keep serving
+            marker = self._markers.get(addr)
+            if marker is not None and data == marker[0]:
+                marker[1].set()  # settle(): everything queued before it is handled
+                continue
             self.record("recv", format_address(addr), data)
             self.handle_datagram(data, addr)
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Return once every datagram that reached the server's socket so far has been handled.
+
+        A datagram sent to the server returns from sendto() once it is queued on the server's
+        socket, but the server thread handles it a moment later: a check that counts what the
+        server received right after the learner's function returned could miss the last one.
+        This sends a marker datagram from a socket of its own and waits until the server thread
+        has taken it from the queue, which is first in, first out: everything before it is done.
+        The marker is neither recorded nor handed to handle_datagram."""
+        import secrets
+
+        with socket.socket(family_of(self.host), socket.SOCK_DGRAM) as probe:
+            probe.bind((self.host, 0))
+            marker = (secrets.token_bytes(16), threading.Event())
+            self._markers[probe.getsockname()] = marker
+            try:
+                probe.sendto(marker[0], self.address)
+                if not marker[1].wait(timeout):
+                    raise SetupError(f"{type(self).__name__} at {self.where} did not handle its queued datagrams "
+                                     f"within {timeout} s; is the machine very busy?")
+            finally:
+                self._markers.pop(probe.getsockname(), None)
 
     def sendto(self, data: bytes, addr: Address) -> None:
         self.sock.sendto(data, addr)

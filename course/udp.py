@@ -461,6 +461,7 @@ def _request_case(request_sum, case, settings, a, b, timeout, attempts, must, sl
             except Exception as exc:
                 got, raised = None, exc
             elapsed = time.monotonic() - started
+        server.settle()  # a request sent just before returning is counted too
         sent = len(server.received)
         requests = [parse_reply(d) for d in server.received]
         if any(r is None or r.get("A") != a or r.get("B") != b for r in requests):

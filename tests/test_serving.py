@@ -79,3 +79,29 @@ def test_two_servers_never_share_a_port():
 def test_format_address():
     assert format_address(("127.0.0.1", 80)) == "127.0.0.1:80"
     assert format_address(("::1", 80, 0, 0)) == "[::1]:80"
+
+
+def test_settle_returns_once_every_queued_datagram_is_handled():
+    """A datagram is queued when sendto() returns and handled a moment later: settle() waits for
+    exactly what was queued before it, and its own marker is neither recorded nor handled."""
+    import threading
+
+    from course.serving import UdpServer
+
+    class Slow(UdpServer):
+        def __init__(self):
+            super().__init__()
+            self.handled = []
+            self.go = threading.Event()
+
+        def handle_datagram(self, data, addr):
+            self.go.wait(5)  # the first datagram waits, so the rest queue up behind it
+            self.handled.append(data)
+
+    with Slow() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        for i in range(20):
+            client.sendto(b"d%d" % i, server.address)
+        threading.Timer(0.2, server.go.set).start()
+        server.settle()
+        assert server.handled == [b"d%d" % i for i in range(20)]
+        assert len(server.events_of("recv")) == 20

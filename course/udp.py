@@ -829,6 +829,7 @@ def _chat_case(ChatPeer: type, case: str, within: float) -> dict:
                     got.append(None)
                     seen["returned_in_time"] = time.monotonic() - started < 1.0
                 seen["received"] = got
+                bot.settle()  # a datagram sent just before is heard too, whatever the timing
                 seen["heard"] = [t for t, _ in bot.heard]
             finally:
                 try:

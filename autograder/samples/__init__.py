@@ -65,11 +65,24 @@ class Sample:
 
 
 def load(folder: Path = HERE) -> list[Sample]:
+    """Every sample: the JSON ones and the registry's cases (autograder/samples/cases.py)."""
+    from autograder.samples.cases import load_cases
+
     out = []
     for p in sorted(Path(folder).glob("*/*.json")):
+        if p.name == "rules.json":
+            continue
         spec = json.loads(p.read_text())
         assignment = spec.get("assignment") or p.parent.name
         out.append(Sample(p.stem, assignment, spec))
+    for case in load_cases(folder):
+        spec = {"what": case.what, "base": "solution", "case": case, "expect": {"fails": case.fails}}
+        out.append(Sample(case.name, case.assignment, spec))
+    seen: dict[tuple[str, str], Sample] = {}
+    for s in out:
+        if (s.assignment, s.name) in seen:
+            raise ValueError(f"two samples of {s.assignment} are named {s.name!r}: rename one")
+        seen[(s.assignment, s.name)] = s
     return out
 
 
@@ -117,11 +130,17 @@ def build(sample: Sample, assignment: str, root: Path, source_dir: str = "soluti
         nb = copy.deepcopy(release)
         solutions = {_meta(c)["grade_id"]: c for c in source.cells if _meta(c).get("solution") and _meta(c).get("grade_id")}
         stub = set(spec.get("stub", []))
+        replace = {gid: fill(text) for gid, text in spec.get("replace", {}).items()}
+        case = spec.get("case")
+        if case is not None:
+            if case.cell not in solutions:
+                raise KeyError(f"case {case.path}: no solution cell {case.cell!r} in {assignment}")
+            replace[case.cell] = case.cell_source(solutions[case.cell].source)
         for cell in nb.cells:
             m = _meta(cell)
             gid = m.get("grade_id")
-            if m.get("solution") and gid in spec.get("replace", {}):
-                cell.source = fill(spec["replace"][gid])
+            if m.get("solution") and gid in replace:
+                cell.source = replace[gid]
             elif m.get("solution") and spec.get("base") == "solution" and gid in solutions and gid not in stub:
                 cell.source = _strip_solution(solutions[gid].source)
             edits = spec.get("edit_locked", {})
@@ -163,6 +182,10 @@ def write_class(dest: Path, assignments: list[str], root: Path, samples: list[Sa
 
 
 def expected_score(sample: Sample, max_score: float) -> float | None:
+    """The score the sample must get; None when it is not fixed ("any", or a registry case, whose
+    failed cells are checked one by one instead)."""
+    if "fails" in sample.expect and "score" not in sample.expect:
+        return None
     want = sample.expect.get("score")
     if want == "any":
         return None

@@ -33,6 +33,18 @@ def problems(sample: Sample, assignment: str, student: str, *, root: Path, grade
         out.append(f"score {score:g}/{max_score:g}, expected {want:g}")
     rec_path = journal / assignment / f"{student}.json"
     rec = json.loads(rec_path.read_text()) if rec_path.exists() else {}
+    if "fails" in exp:  # a registry case: exactly the named graded cells lose their points
+        cells = [c for nb in rec.get("notebooks", {}).values() for c in nb.get("cells", [])]
+        if not cells:
+            out.append(f"no graded cells in the journal record {rec_path}")
+        failed = {c["grade_id"] for c in cells if not c.get("passed")}
+        lost = sum(c["max_points"] for c in cells if c["grade_id"] in exp["fails"])
+        if failed != set(exp["fails"]):
+            why = {c["grade_id"]: c.get("message", "")[:160] for c in cells if c["grade_id"] in failed - set(exp["fails"])}
+            out.append(f"failed cells {sorted(failed) or 'none'}, expected {sorted(exp['fails']) or 'none'}"
+                       + (f" (unexpected: {why})" if why else ""))
+        elif abs(score - (max_score - lost)) > 1e-9:
+            out.append(f"score {score:g}/{max_score:g}, expected {max_score - lost:g}")
     limits = set(rec.get("limits", []))
     # "limits_as_root": limits only a grader running as root can attribute (a uid per sandbox)
     expected_limits = exp.get("limits_as_root") if os.geteuid() == 0 and "limits_as_root" in exp else exp.get("limits")

@@ -1,0 +1,82 @@
+"""Run an assignment's graded cells in this process, with one solution cell replaced: how the unit
+tests call the checks directly with every case of the registry (autograder/samples/cases.py).
+
+The namespace is built as the notebook builds it, minus the demonstrations: the first code cell (the
+notebook's imports), then every solution cell and every graded test cell in notebook order. A graded
+cell fails when it raises, which is nbgrader's rule too.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.samples.cases import Case, strip_solution_markers
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Verdict:
+    grade_id: str
+    passed: bool
+    error: str = ""
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def solution_notebook(assignment: str, root: Path = REPO):
+    (path,) = (Path(root) / "solutions" / assignment).glob("*.ipynb")
+    return nbformat.read(path, as_version=4)
+
+
+def solution_cell_source(assignment: str, cell: str, root: Path = REPO) -> str:
+    for c in solution_notebook(assignment, root).cells:
+        if _meta(c).get("grade_id") == cell and _meta(c).get("solution"):
+            return c.source
+    raise KeyError(f"no solution cell {cell!r} in {assignment}")
+
+
+def run_in_process(assignment: str, replace: dict[str, str] | None = None, root: Path = REPO) -> list[Verdict]:
+    """Verdicts of every graded cell of `assignment`, with the solution cells in `replace` changed."""
+    nb = solution_notebook(assignment, root)
+    replace = replace or {}
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    namespace: dict = {"__name__": "__main__"}
+    verdicts = []
+    old = os.environ.get("COURSE_EVIDENCE")
+    os.environ["COURSE_EVIDENCE"] = "0"
+    try:
+        for i, cell in enumerate(code):
+            m = _meta(cell)
+            graded_test = bool(m.get("grade")) and not m.get("solution")
+            if not (i == 0 or m.get("solution") or graded_test):
+                continue
+            source = replace.get(m.get("grade_id"), strip_solution_markers(cell.source) if m.get("solution") else cell.source)
+            try:
+                exec(compile(source, f"<{m.get('grade_id') or 'cell ' + str(i)}>", "exec"), namespace)
+            except BaseException as exc:  # noqa: BLE001 - a learner's cell may raise anything
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not graded_test:
+                    raise
+                if graded_test:
+                    verdicts.append(Verdict(m["grade_id"], False, f"{type(exc).__name__}: {exc}"))
+                elif not m.get("solution"):
+                    raise RuntimeError(f"{assignment}: the imports cell failed: {traceback.format_exc()}") from exc
+                continue
+            if graded_test:
+                verdicts.append(Verdict(m["grade_id"], True))
+    finally:
+        if old is None:
+            os.environ.pop("COURSE_EVIDENCE", None)
+        else:
+            os.environ["COURSE_EVIDENCE"] = old
+    return verdicts
+
+
+def case_replace(case: Case, root: Path = REPO) -> dict[str, str]:
+    return {case.cell: case.cell_source(solution_cell_source(case.assignment, case.cell, root))}

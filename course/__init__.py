@@ -11,7 +11,9 @@ of error a learner meets, each named for whose fault it is:
 
 Every message is one sentence with the values in it and what to check.
 """
-from course.errors import CourseError, PeerError, SetupError, YourCodeError
+from course.errors import CourseError, PeerError, SetupError, YourCodeError, install_notebook_messages
+
+install_notebook_messages()
 
 __all__ = ["CourseError", "PeerError", "SetupError", "YourCodeError"]
 __version__ = "0.1.0"

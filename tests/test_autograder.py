@@ -425,3 +425,52 @@ def _naming(folder: Path) -> list[str]:
                 found.append(f"{p.name}: {cmd[:120]}")
     return found
 
+
+
+# ----------------------------------------------------------------------------------------------
+# No user namespaces inside the sandbox (autograder/seccomp.py)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_filter_refuses_only_new_user_namespaces(machine):
+    from autograder import seccomp as sc
+
+    prog = sc.program(machine)
+    arch, nr = sc.ARCHES[machine]
+    deny, allow, nosys = sc.RET_ERRNO | sc.EPERM, sc.RET_ALLOW, sc.RET_ERRNO | sc.ENOSYS
+    newuser, newnet, thread = sc.CLONE_NEWUSER, 0x40000000, 0x3D0F00  # CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM...
+    assert sc.run(prog, nr["unshare"], arch, newuser | newnet) == deny
+    assert sc.run(prog, nr["unshare"], arch, newnet) == allow  # the kernel refuses it without CAP_SYS_ADMIN anyway
+    assert sc.run(prog, nr["clone"], arch, newuser) == deny
+    assert sc.run(prog, nr["clone"], arch, thread) == allow
+    assert sc.run(prog, nr["clone3"], arch, 0) == nosys
+    assert sc.run(prog, 0, arch, 0) == allow  # read / io_setup: anything else
+    assert sc.run(prog, nr["unshare"], 0x40000003, newuser) == deny  # i386 through int 0x80
+    if machine == "x86_64":
+        assert sc.run(prog, nr["unshare"] | 0x40000000, arch, newuser) == deny  # x32
+    assert len(sc.compiled(machine)) == 8 * len(prog)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("bwrap"), reason="bubblewrap is not installed")
+def test_sandbox_refuses_user_namespaces_and_keeps_threads_and_subprocesses(tmp_path):
+    from autograder import sandbox as sb
+
+    code = (
+        "import ctypes, os, subprocess, threading\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "r = libc.unshare(0x10000000 | 0x40000000)\n"
+        "print('unshare', r, ctypes.get_errno())\n"
+        "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n"
+        "print(subprocess.run(['/bin/echo', 'child'], capture_output=True, text=True).stdout.strip())\n"
+    )
+    (tmp_path / "work").mkdir()
+    (tmp_path / "conn").mkdir()
+    if os.geteuid() == 0:
+        os.chown(tmp_path / "work", sb.BASE_UID, sb.BASE_UID)
+    os.chmod(tmp_path, 0o755)
+    cmd = sb.command([sys.executable, "-c", code], work=tmp_path / "work", conn_dir=tmp_path / "conn",
+                     run_dir=tmp_path, limits=sb.Limits())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    lines = proc.stdout.split()
+    assert lines[:3] == ["unshare", "-1", "1"], f"unshare(CLONE_NEWUSER) was not refused with EPERM: {proc.stdout}"
+    assert "thread" in lines and "child" in lines, proc.stdout

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autograder.execute import timed_execute
+from autograder.execute import is_graded_test, nbgrader_meta, timed_execute
 from autograder.release import generate
 from notebook_cases import REPO, release_of, solution_notebooks
 
@@ -28,11 +28,19 @@ def test_solution_passes_every_graded_cell(solution):
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=ids)
 def test_blank_release_fails_every_graded_cell_fast(solution):
     release = release_of(solution)
-    _, results, seconds = timed_execute(release, timeout=BLANK_LIMIT)
+    nb, results, seconds = timed_execute(release, timeout=BLANK_LIMIT)
     passed = [r.grade_id for r in results if r.passed]
     assert not passed, f"graded cells pass on the blank release of {solution.parent.name}: {passed}"
     unclear = [(r.grade_id, r.error) for r in results if not r.error.startswith(("NotImplementedError", "YourCodeError"))]
     assert not unclear, f"blank release fails without NotImplementedError or a course message: {unclear}"
+    # What the learner sees: one line that says what to do, no traceback through the library.
+    for cell in nb.cells:
+        if is_graded_test(cell):
+            (error,) = [o for o in cell.outputs if o.get("output_type") == "error"]
+            shown = "\n".join(error["traceback"]).splitlines()
+            gid = nbgrader_meta(cell)["grade_id"]
+            assert len(shown) == 1, f"{solution.parent.name} {gid}: the blank stub's error shows {len(shown)} lines: {shown[:4]}"
+            assert "blank stub" in shown[0] or error["ename"] == "YourCodeError", f"{gid}: {shown[0]}"
     assert seconds < BLANK_LIMIT, f"blank {solution.parent.name} took {seconds:.1f} s (limit {BLANK_LIMIT} s)"
 
 
@@ -50,3 +58,18 @@ def test_committed_notebook_has_no_outputs(path):
     nb = json.loads(path.read_text())
     dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
     assert not dirty, f"{path.name}: cells {dirty} carry outputs or execution counts; clear them before committing"
+
+
+@pytest.mark.grading
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=ids)
+def test_blank_release_scores_zero_under_plain_nbgrader(solution, tmp_path):
+    """Plain `nbgrader autograde` (no course grader) gives the blank release 0: the one-line stub
+    message shortens what is shown, never what is raised."""
+    from autograder import samples as smp
+    from autograder.benchmark import run_nbgrader
+
+    assignment = solution.parent.name
+    blank = [s for s in smp.load() if s.name == "blank"]
+    smp.write_class(tmp_path / "submitted", [assignment], REPO, samples=blank, hostile=False)
+    _, scores = run_nbgrader(tmp_path, assignment, tmp_path / "submitted")
+    assert scores == {"blank": 0.0}, f"plain nbgrader scored the blank {assignment}: {scores}"

@@ -42,8 +42,13 @@ def clean(cell):
     return c
 
 
-def assemble(source_nb, submitted_nb, release_nb=None) -> tuple[nbformat.NotebookNode, list[str]]:
-    """Return (notebook to execute, notes about what was restored or dropped)."""
+def assemble(source_nb, submitted_nb, release_nb=None, past: dict[str, list[str]] | None = None
+             ) -> tuple[nbformat.NotebookNode, list[str]]:
+    """Return (notebook to execute, notes about what was restored or dropped).
+
+    `past` ({grade_id: [checksums]}) holds the checksums of that notebook's locked cells in earlier
+    releases: a learner who fetched an earlier release (a class in progress when a check's comment
+    changed) has not edited a cell that matches any release's version of it."""
     notes: list[str] = []
     src_cells = [c for c in source_nb.cells]
     src_by_id = {meta(c)["grade_id"]: c for c in src_cells if meta(c).get("grade_id")}
@@ -71,7 +76,7 @@ def assemble(source_nb, submitted_nb, release_nb=None) -> tuple[nbformat.Noteboo
                         got = nbu.compute_checksum(_as_release_checked(cell, src))
                     except Exception:
                         got = None
-                    if got != want:
+                    if got != want and got not in (past or {}).get(gid, ()):
                         notes.append(f"locked cell {gid} was edited; restored from the source")
                 out.append(clean(src))
             else:

@@ -28,7 +28,7 @@ from autograder import gradebook as gbk
 from autograder import grade as gr
 from autograder import report
 from autograder import sandbox as sb
-from autograder.release import REPO
+from autograder.release import REPO, past_checksums
 
 
 class Fatal(Exception):
@@ -62,7 +62,7 @@ def load_assignment(root: Path, cfg: dict, name: str) -> gr.Assignment:
     rel = root / cfg["release"] / name
     return gr.Assignment(name=name, source={p.stem: p for p in nbs},
                          release={p.stem: (rel / p.name if (rel / p.name).exists() else None) for p in nbs},
-                         release_dir=rel if rel.is_dir() else None)
+                         release_dir=rel if rel.is_dir() else None, past_checksums=past_checksums(name, root))
 
 
 def journal_path(state: Path, assignment: str, student: str) -> Path:

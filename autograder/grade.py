@@ -48,6 +48,8 @@ class Assignment:
     source: dict[str, Path]  # notebook name (no .ipynb) -> instructor notebook
     release: dict[str, Path | None]  # notebook name -> student version (for checksums), if released
     release_dir: Path | None = None  # files besides notebooks are copied into each working copy
+    # notebook name -> {grade_id: checksums of that locked cell in earlier releases} (autograder.release)
+    past_checksums: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def notebooks(self) -> list[str]:
@@ -428,7 +430,7 @@ def execute_submission(assignment: Assignment, student: str, files: dict[str, Pa
         else:
             try:
                 submitted = read_notebook(path)
-                nb, notes = asm.assemble(source_nb, submitted, release_nb)
+                nb, notes = asm.assemble(source_nb, submitted, release_nb, assignment.past_checksums.get(nbname))
                 entry["notes"] = notes + reuse.notes(source_nb, nb)
             except Exception as exc:
                 why_not = f"the submitted notebook cannot be read ({type(exc).__name__}: {str(exc)[:200]})"

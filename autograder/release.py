@@ -50,7 +50,53 @@ def generate(out_root: Path, names: list[str] | None = None, repo: Path = REPO) 
     return out_root / "notebooks"
 
 
+# ----------------------------------------------------------------------------------------------
+# Checksums of every release: a class in progress hands in notebooks fetched from an earlier release
+# ----------------------------------------------------------------------------------------------
+HISTORY = Path("autograder") / "release_history"
+
+
+def history_path(assignment: str, root: Path = REPO) -> Path:
+    return Path(root) / HISTORY / f"{assignment}.json"
+
+
+def locked_checksums(nb) -> dict[str, str]:
+    """{grade_id: checksum} of the locked and graded test cells of a released notebook."""
+    out = {}
+    for cell in nb.cells:
+        m = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        if m.get("grade_id") and m.get("checksum") and (m.get("locked") or (m.get("grade") and not m.get("solution"))):
+            out[m["grade_id"]] = m["checksum"]
+    return out
+
+
+def past_checksums(assignment: str, root: Path = REPO) -> dict[str, dict[str, list[str]]]:
+    """{notebook: {grade_id: [checksum of that cell in each release so far]}} ({} if none kept)."""
+    import json
+
+    path = history_path(assignment, root)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def remember(assignment: str, notebooks: dict[str, object], root: Path = REPO) -> None:
+    """Add the checksums of these released notebooks ({name: notebook}) to the assignment's history."""
+    import json
+
+    history = past_checksums(assignment, root)
+    for nbname, nb in notebooks.items():
+        cells = history.setdefault(nbname, {})
+        for gid, checksum in locked_checksums(nb).items():
+            known = cells.setdefault(gid, [])
+            if checksum not in known:
+                known.append(checksum)
+    path = history_path(assignment, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(history, indent=1, sort_keys=True) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    import nbformat
+
     names = (sys.argv[1:] if argv is None else argv) or assignments()
     with tempfile.TemporaryDirectory() as tmp:
         release = generate(Path(tmp), names)
@@ -59,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             if dest.exists():
                 shutil.rmtree(dest)
             shutil.copytree(release / name, dest)
-            print(f"released {name} -> notebooks/{name}")
+            remember(name, {p.stem: nbformat.read(p, as_version=4) for p in sorted(dest.glob("*.ipynb"))})
+            print(f"released {name} -> notebooks/{name} (checksums kept in {HISTORY / name}.json)")
     return 0
 
 

@@ -116,6 +116,49 @@ def test_added_graded_cells_are_dropped_and_deleted_ones_put_back():
     assert any("free-points" in n for n in notes) and any("udp-ask-echo was missing" in n for n in notes)
 
 
+def test_a_submission_of_an_earlier_release_is_not_reported_as_edited(tmp_path):
+    """A class in progress: the instructor changes a graded cell's comment and releases again; a
+    learner who fetched the earlier release has edited nothing."""
+    from nbgrader import utils as nbu
+
+    from autograder.release import generate, locked_checksums, past_checksums, remember
+
+    course = tmp_path / "course"
+    (course / "solutions").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(FIXTURE / "solutions" / "00-echo", course / "solutions" / "00-echo")
+    shutil.copy(FIXTURE / "nbgrader_config.py", course / "nbgrader_config.py")
+    old_release = read(generate(tmp_path / "r1", ["00-echo"], repo=course) / "00-echo" / "00-echo.ipynb")
+    remember("00-echo", {"00-echo": old_release}, root=course)
+    src_path = course / "solutions" / "00-echo" / "00-echo.ipynb"
+    source = read(src_path)
+    gid = next(asm.meta(c)["grade_id"] for c in source.cells if asm.is_graded_test(c))
+    by_id(source)[gid].source = "# a clearer comment, added mid-term\n" + by_id(source)[gid].source
+    nbformat.write(source, src_path)
+    new_release = read(generate(tmp_path / "r2", ["00-echo"], repo=course) / "00-echo" / "00-echo.ipynb")
+    assert locked_checksums(new_release)[gid] != locked_checksums(old_release)[gid]
+    submitted = old_release  # the learner's notebook, fetched before the change, graded cells untouched
+    _, without_history = asm.assemble(source, submitted, new_release)
+    assert any(f"{gid} was edited" in n for n in without_history)  # what an instructor saw before
+    remember("00-echo", {"00-echo": new_release}, root=course)
+    past = past_checksums("00-echo", root=course)["00-echo"]
+    nb, notes = asm.assemble(source, submitted, new_release, past)
+    assert notes == [], notes
+    assert by_id(nb)[gid].source.startswith("# a clearer comment")  # graded with today's cell
+    edited = copy_nb(submitted)
+    by_id(edited)[gid].source = "pass"
+    _, notes = asm.assemble(source, edited, new_release, past)
+    assert any(f"{gid} was edited" in n for n in notes), notes
+    assert nbu.compute_checksum(by_id(edited)[gid]) not in past[gid]
+
+
+def copy_nb(nb):
+    import copy
+
+    return copy.deepcopy(nb)
+
+
 def test_unedited_release_has_no_notes():
     _, notes = asm.assemble(read(SOURCE), read(RELEASE), read(RELEASE))
     assert notes == []

@@ -73,3 +73,20 @@ def test_blank_release_scores_zero_under_plain_nbgrader(solution, tmp_path):
     smp.write_class(tmp_path / "submitted", [assignment], REPO, samples=blank, hostile=False)
     _, scores = run_nbgrader(tmp_path, assignment, tmp_path / "submitted")
     assert scores == {"blank": 0.0}, f"plain nbgrader scored the blank {assignment}: {scores}"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=ids)
+def test_release_history_knows_the_committed_release(solution):
+    """Every locked cell of the committed release has its checksum in autograder/release_history
+    (written by `make release`), so submissions of this release are never reported as edited after
+    a later change."""
+    import nbformat
+
+    from autograder.release import locked_checksums, past_checksums
+
+    name = solution.parent.name
+    history = past_checksums(name)
+    release = release_of(solution)
+    missing = {gid for gid, c in locked_checksums(nbformat.read(release, as_version=4)).items()
+               if c not in history.get(release.stem, {}).get(gid, [])}
+    assert not missing, f"{name}: checksums of {sorted(missing)} are not in autograder/release_history: run `make release`"

@@ -1,6 +1,8 @@
-# Two commands for a newcomer on a fresh Debian machine with Python >= 3.11:
-#   make lab    installs what is missing, then opens the course in JupyterLab
-#   make test   installs what is missing, then runs the whole test suite
+# Two commands for a newcomer on a fresh Debian machine with Python >= 3.11 (python3-venv, make, git):
+#   make lab         installs what is missing, then opens the course in JupyterLab (your copy, work/)
+#   make test        installs what is missing, then runs the whole test suite
+# and one for instructors:
+#   make instructor  JupyterLab at the repository root, with nbgrader's Formgrader
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -8,15 +10,19 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test install system-packages clean release
+.PHONY: lab instructor test install system-packages clean release
 
 install: $(STAMP)
 
+# A venv whose pip does not run (a `python3 -m venv` that failed half-way: Debian without
+# python3-venv) is made again instead of failing later with "No module named pip".
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV) || { \
+	  rm -rf $(VENV); echo "cannot create a virtual environment: install python3-venv (Debian/Ubuntu: sudo apt-get install python3-venv)"; exit 1; }; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/jupyter labextension list 2>&1 | grep -q nbgrader || true
+	@$(BIN)/jupyter labextension list 2>&1 | grep -q "@jupyter/nbgrader.*enabled" || { \
+	  echo "nbgrader's JupyterLab extension is not installed in $(VENV); make clean && make install"; exit 1; }
 	touch $(STAMP)
 
 # bubblewrap sandboxes each submission's kernel while grading; iproute2 gives `ss` for the
@@ -32,8 +38,15 @@ LAB_PORT ?= 0
 LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# The learner works in work/ (untracked): new assignments are added, edited ones never touched.
+# nbgrader's extensions are off (deploy/learner): no exchange here, and Formgrader shows solutions.
+WORK ?= $(CURDIR)/work
 lab: install
-	cd $(CURDIR)/notebooks && $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(ROOT_FLAG) $(LAB_ARGS)
+	$(BIN)/python -m course.workspace $(WORK)
+	cd $(WORK) && JUPYTER_CONFIG_DIR=$(CURDIR)/deploy/learner $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(ROOT_FLAG) $(LAB_ARGS)
+
+instructor: install
+	cd $(CURDIR) && $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
 test: install system-packages
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

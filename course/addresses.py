@@ -230,15 +230,21 @@ def check_ip_examples(ip_to_int_fn, int_to_ip_fn) -> None:
                 hint="Check the number of groups and that each is 0-255.")
 
 
-def check_ip_properties(ip_to_int_fn, int_to_ip_fn, count: int = 150) -> None:
-    """Hidden: agreement with `ipaddress` on addresses drawn by hypothesis."""
-    from hypothesis import strategies as st
-
-    numbers = [0, 1, 255, 256, 65535, 2**24, IPV4_MAX - 1, IPV4_MAX] + _generated(st.integers(0, IPV4_MAX), count)
+def check_ip_agrees_with_ipaddress(ip_to_int_fn, int_to_ip_fn, numbers: list[int]) -> None:
+    """Both conversions give what `ipaddress` gives, for each address (as an int) in `numbers`:
+    int_to_ip(n) == str(IPv4Address(n)) and ip_to_int(that text) == int(IPv4Address(that text))."""
     check_calls(int_to_ip_fn, lambda n: str(ipaddress.IPv4Address(n)), [(n,) for n in numbers], name="int_to_ip",
                 hint="Compare with str(ipaddress.IPv4Address(n)).")
     check_calls(ip_to_int_fn, lambda t: int(ipaddress.IPv4Address(t)), [(int_to_ip(n),) for n in numbers],
                 name="ip_to_int", hint="Compare with int(ipaddress.IPv4Address(text)).")
+
+
+def check_ip_properties(ip_to_int_fn, int_to_ip_fn, count: int = 150) -> None:
+    """Hidden: agreement with `ipaddress` on the edges and on addresses drawn by hypothesis."""
+    from hypothesis import strategies as st
+
+    numbers = [0, 1, 255, 256, 65535, 2**24, IPV4_MAX - 1, IPV4_MAX] + _generated(st.integers(0, IPV4_MAX), count)
+    check_ip_agrees_with_ipaddress(ip_to_int_fn, int_to_ip_fn, numbers)
 
 
 def check_ip_rejects_malformed(ip_to_int_fn, int_to_ip_fn, count: int = 200) -> None:
@@ -246,12 +252,14 @@ def check_ip_rejects_malformed(ip_to_int_fn, int_to_ip_fn, count: int = 200) -> 
     _, mixed = _ipv4_strategies()
     texts = ["256.1.1.1", "1.2.3", "1.2.3.4.5", "", "127.1", "01.2.3.4", "1.2.3.04", "1..2.3", "1.2.3.4 ",
              " 1.2.3.4", "a.b.c.d", "-1.2.3.4", "1.2.3.4/32", "0x7f.0.0.1", "\u0661.2.3.4", "localhost",
-             "1.2.3.256", "999.0.0.0"] + _generated(mixed, count)
+             "1.2.3.256", "999.0.0.0", "+1.2.3.4", "1.2.3.4.", ".1.2.3", "1_0.2.3.4", "1.2.3.\uff14",
+             "0.0.0.00"] + _generated(mixed, count)
     others = [None, 3232235778, b"127.0.0.1", ["127.0.0.1"], 1.5]
     check_calls(ip_to_int_fn, ip_to_int, [(t,) for t in texts + others], name="ip_to_int",
                 hint="Each group must be 1-3 ASCII digits, 0-255, without a leading zero; a non-str raises ValueError.")
-    check_calls(int_to_ip_fn, int_to_ip, [(n,) for n in (-1, 2**32, 2**40, -(2**32), "1", 1.0, None)],
-                name="int_to_ip", hint="Only an int in 0 .. 2**32-1 is an IPv4 address; raise ValueError otherwise.")
+    check_calls(int_to_ip_fn, int_to_ip, [(n,) for n in (-1, 2**32, 2**40, -(2**32), "1", 1.0, None, True, False)],
+                name="int_to_ip", hint="Only an int in 0 .. 2**32-1 is an IPv4 address (True and False are not ints "
+                                       "here); raise ValueError otherwise.")
 
 
 def check_ports_examples(classify_fn) -> None:
@@ -267,9 +275,10 @@ def check_ports_boundaries(classify_fn, count: int = 150) -> None:
 
     edges = [-1, 0, 1, 1023, 1024, 1025, 49151, 49152, 49153, 65534, 65535, 65536, -65536, 2**31]
     drawn = _generated(st.integers(-2000, 70000), count)
-    wrong = ["80", 80.0, None, (80,)]
+    wrong = ["80", 80.0, None, (80,), True, False]
     check_calls(classify_fn, classify_port, [(p,) for p in edges + drawn + wrong], name="classify_port",
-                hint="Both ends of each range belong to it; a port that is not an int raises ValueError.")
+                hint="Both ends of each range belong to it; a port that is not an int (True and False included) "
+                     "raises ValueError.")
 
 
 PRIVACY_EXAMPLES = ["192.168.1.2", "10.1.2.3", "172.16.0.1", "116.226.52.212", "127.0.0.2", "::1", "8.8.8.8"]
@@ -298,7 +307,7 @@ def check_private_loopback_ranges(is_private_fn, is_loopback_fn, count: int = 12
     near = [int_to_ip((base & 0xFF000000) | (n & 0x00FFFFFF)) for base, n in zip(
         [ip_to_int(x) for x in ("10.0.0.0", "172.0.0.0", "192.0.0.0", "127.0.0.0")] * 10,
         _generated(st.integers(0, IPV4_MAX), 40))]
-    wrong = ["localhost", "256.0.0.1", "10.0.0", "", "::g", None, 167772161, b"10.0.0.1"]
+    wrong = ["localhost", "256.0.0.1", "10.0.0", "", "::g", None, 167772161, b"10.0.0.1", b"\n\x00\x00\x01"]
     cases = [(a,) for a in edges + drawn + near + wrong]
     check_calls(is_private_fn, is_private, cases, name="is_private",
                 hint="172.16.0.0/12 ends at 172.31.255.255; 127.x and 169.254.x are not private in RFC 1918.")

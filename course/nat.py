@@ -171,7 +171,7 @@ class NatRelay(LoopbackServer):
 
     sock_type = socket.SOCK_DGRAM
     peer_name = "nat-relay"
-    call_timeout = 1.0  # seconds a table method may take before the relay calls it stuck
+    call_timeout = 2.0  # seconds a table method may take before the relay calls it stuck
 
     def __init__(
         self,
@@ -421,11 +421,16 @@ def check_nat_table_rules(table_class: Callable) -> None:
                 "the mapping depends on the private side only: the laptop keeps 6539 for every remote")
         _expect(t.inbound("udp", 6539, DNS), LAPTOP, f"inbound('udp', 6539, {DNS})",
                 "the laptop has sent to DNS, so DNS's reply goes through")
+        _expect(t.inbound("udp", 6539, WEB), LAPTOP, f"inbound('udp', 6539, {WEB}) after the laptop sent to WEB and then DNS",
+                "remember every remote a flow has sent to, not only the last one")
         _expect(t.inbound("udp", 6540, DNS), PHONE, f"inbound('udp', 6540, {DNS})", "the phone's reply")
         _expect(t.inbound("udp", 6540, WEB), None, f"inbound('udp', 6540, {WEB})",
                 "the phone never sent to WEB: an unsolicited datagram is dropped")
         _expect(t.inbound("udp", 6539, STRANGER), None, f"inbound('udp', 6539, {STRANGER})",
                 "nobody behind the NAT contacted the stranger: drop it")
+        web_other_port = (WEB[0], 8080)
+        _expect(t.inbound("udp", 6539, web_other_port), None, f"inbound('udp', 6539, {web_other_port})",
+                "the laptop sent to port 80 of that host, not 8080: the filter matches the remote's ip and port")
         _expect(t.inbound("udp", 6541, WEB), None, f"inbound('udp', 6541, {WEB})", "port 6541 has no mapping yet")
         _expect(t.inbound("udp", 9999, WEB), None, f"inbound('udp', 9999, {WEB})", "9999 is not even a public port")
         _expect(t.inbound("tcp", 6539, WEB), None, f"inbound('tcp', 6539, {WEB})",
@@ -492,7 +497,7 @@ def check_nat_table_model(table_class: Callable, seed: int = 1, count: int = 120
         record_evidence("nat_table_model", seed=seed, operations=count, results=results)
 
 
-def check_table_in_relay(table_class: Callable, timeout: float = 2.0) -> None:
+def check_table_in_relay(table_class: Callable, timeout: float = 5.0) -> None:
     """Hidden: real datagrams from 127.0.0.2 and 127.0.0.3 cross a NatRelay that uses the learner's
     table; the server sees only the relay; replies reach the right host; strangers are dropped."""
     seen: dict = {}

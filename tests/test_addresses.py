@@ -61,7 +61,7 @@ def test_a_value_that_is_not_a_str_raises_value_error(value):
         A.ip_to_int(value)
 
 
-@pytest.mark.parametrize("value", [-1, 2**32, "1", 1.0, None, True])
+@pytest.mark.parametrize("value", [-1, 2**32, "1", 1.0, None, True, False])
 def test_int_to_ip_refuses_what_is_not_a_32_bit_int(value):
     with pytest.raises(ValueError):
         A.int_to_ip(value)
@@ -146,7 +146,7 @@ def test_iana_ranges_at_their_edges(port, name):
     assert A.classify_port(port) == name
 
 
-@pytest.mark.parametrize("port", [-1, 65536, "80", 80.0, None, True])
+@pytest.mark.parametrize("port", [-1, 65536, "80", 80.0, None, True, False])
 def test_classify_port_refuses_what_is_not_a_port(port):
     with pytest.raises(ValueError):
         A.classify_port(port)
@@ -256,3 +256,39 @@ def test_a_blank_exercise_fails_with_not_implemented_error():
                   lambda: A.check_private_loopback_ranges(blank, blank)):
         with pytest.raises(NotImplementedError):
             check()
+
+
+def test_booleans_are_not_ints_for_the_checks():
+    """Python's bool is an int subclass; the course's rule is that True and False are not numbers:
+    an implementation that takes True for 1 loses the hidden cases."""
+    def int_to_ip_taking_bools(n):
+        return A.int_to_ip(int(n)) if isinstance(n, bool) else A.int_to_ip(n)
+
+    def classify_taking_bools(p):
+        return A.classify_port(int(p)) if isinstance(p, bool) else A.classify_port(p)
+
+    with pytest.raises(YourCodeError, match=r"int_to_ip\(True\) returned '0.0.0.1'; it should raise ValueError"):
+        A.check_ip_rejects_malformed(A.ip_to_int, int_to_ip_taking_bools)
+    with pytest.raises(YourCodeError, match=r"classify_port\(True\) returned 'well-known'; it should raise ValueError"):
+        A.check_ports_boundaries(classify_taking_bools)
+
+
+def test_str_isdigit_is_caught_by_the_hidden_malformed_cases():
+    def isdigit_ip_to_int(text):
+        if not isinstance(text, str):
+            raise ValueError(text)
+        groups = text.split(".")
+        if len(groups) != 4 or not all(g.isdigit() and (g == "0" or g[0] != "0") and int(g) <= 255 for g in groups):
+            raise ValueError(text)
+        return sum(int(g) << s for g, s in zip(groups, (24, 16, 8, 0)))
+
+    A.check_ip_examples(isdigit_ip_to_int, A.int_to_ip)
+    with pytest.raises(YourCodeError, match="returned"):
+        A.check_ip_rejects_malformed(isdigit_ip_to_int, A.int_to_ip)
+
+
+def test_agreement_with_ipaddress_on_chosen_addresses():
+    A.check_ip_agrees_with_ipaddress(A.ip_to_int, A.int_to_ip, [A.ip_to_int("172.16.254.1")])
+    with pytest.raises(YourCodeError, match=r"int_to_ip\(2886794753\) returned '1.254.16.172'"):
+        A.check_ip_agrees_with_ipaddress(A.ip_to_int, lambda n: ".".join(str(n >> s & 255) for s in (0, 8, 16, 24)),
+                                         [2886794753])

@@ -145,7 +145,7 @@ def test_a_table_returning_a_foreign_port_or_hanging_is_dropped_with_the_reason(
     class Foreign(nat.NatTable):
         def outbound(self, protocol, private, remote):
             if private[0] == "127.0.0.3":
-                release.wait(3.0)
+                release.wait(3 * nat.NatRelay.call_timeout)
             return (self.public_ip, 1)
 
     try:
@@ -155,8 +155,8 @@ def test_a_table_returning_a_foreign_port_or_hanging_is_dropped_with_the_reason(
             wait_for(lambda: relay.dropped, 2.0, "no drop")
             assert "outbound() returned ('127.0.0.1', 1), not one of the relay's public addresses" == relay.dropped[0][3]
             b.send(b"y", relay.gateway)
-            wait_for(lambda: len(relay.dropped) == 2, 3.0, "no second drop")
-            assert "did not return within 1.0 s" in relay.dropped[1][3]
+            wait_for(lambda: len(relay.dropped) == 2, 2 * nat.NatRelay.call_timeout + 5.0, "no second drop")
+            assert f"did not return within {nat.NatRelay.call_timeout} s" in relay.dropped[1][3]
             assert server.sources() == []
     finally:
         release.set()
@@ -256,3 +256,28 @@ def test_relay_evidence_is_plain_and_the_same_every_run():
     assert recorded[-1] == first
     assert first["server_sources"] == ["public port #1", "public port #2", "public port #1"]
     assert first["unsolicited_dropped"] == 3
+
+
+def test_a_table_remembering_only_the_last_remote_is_caught():
+    class LastRemoteOnly(nat.NatTable):
+        def outbound(self, protocol, private, remote):
+            public = super().outbound(protocol, private, remote)
+            self._remotes[(protocol, public[1])][:] = [tuple(remote)]
+            return public
+
+    nat.check_nat_table_basics(LastRemoteOnly)
+    with pytest.raises(YourCodeError, match=r"after the laptop sent to WEB and then DNS returned None; expected \('192.168.1.2', 6789\): remember every remote"):
+        nat.check_nat_table_rules(LastRemoteOnly)
+
+
+def test_a_table_filtering_by_remote_ip_only_is_caught():
+    class IpOnly(nat.NatTable):
+        def inbound(self, protocol, public_port, remote):
+            private = self._private_of.get((protocol, public_port))
+            if private is None or remote[0] not in {r[0] for r in self._remotes[(protocol, public_port)]}:
+                return None
+            return private
+
+    nat.check_nat_table_basics(IpOnly)
+    with pytest.raises(YourCodeError, match=r"inbound\('udp', 6539, \('203.0.113.5', 8080\)\) returned \('192.168.1.2', 6789\); expected None: .* ip and port"):
+        nat.check_nat_table_rules(IpOnly)

@@ -19,7 +19,9 @@ Headless (NBGRADER_EXECUTION set, COURSE_HEADLESS set, or not inside a Jupyter k
 starts no thread and shows a one-line note instead of widgets; `submit()` still sends, so that code
 around it keeps working. Every window is a context manager; `close()` (or the Close button) stops
 the thread, disables the inputs, and closes what it was given in `closes` (e.g. the peer's socket);
-`close_all()` closes every window still open.
+`close_all()` closes every window still open. A window made with `ends_on="exit"` treats that line
+as seed 004 does: typing it (spaces around it trimmed, as `strings.TrimSpace` does) sends nothing
+and closes the window exactly as the Close button does.
 """
 from __future__ import annotations
 
@@ -93,8 +95,10 @@ class ChatWindow:
         closes: tuple | list = (),
         headless: bool | None = None,
         poll: float = POLL,
+        ends_on: str | None = None,
     ):
         self.send, self.receive, self.title = send, receive, title
+        self.ends_on = ends_on
         self.on_close = on_close
         self.closes = list(closes)
         self.headless = is_headless() if headless is None else headless
@@ -151,6 +155,9 @@ class ChatWindow:
             self.show(f"(closed: {text!r} not sent)")
             return False
         self.show(f"me: {text}")  # before sending: a quick reply must not appear above it
+        if self.ends_on is not None and text.strip() == self.ends_on:
+            self.close()  # what the Close button does: stop receiving, disable the inputs, close the rest
+            return True
         try:
             self.send(text)
         except (OSError, ValueError) as exc:

@@ -272,10 +272,12 @@ class ReplyThenCloseServer(TcpServer):
 
     `parts` (bytes) is the reply, one write each; by default the reply quotes the request. Between
     two writes the server waits until the client has read the previous part (`wait_until_peer_read`,
-    at most `pause_timeout` s), so a client that stops after its first recv() misses the rest.
+    at most `pause_timeout` s), so a client that stops after its first recv() misses the rest. The
+    wait ends as soon as the client has read (or closed): the deadline only bounds a client that
+    does neither, and is long enough that a slow machine never sends two parts as one.
     """
 
-    pause_timeout = 1.0
+    pause_timeout = 5.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, parts: list[bytes] | None = None):
         super().__init__(host, port)
@@ -360,6 +362,11 @@ class ReferenceClient:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def finish(self) -> None:
+        """Half-close: the kernel sends a FIN (the server's recv() returns b'' after the data), and
+        this client can still read what the server sends back."""
+        self.sock.shutdown(socket.SHUT_WR)
+
     def send_in_pieces(self, data: bytes, cuts: list[int]) -> None:
         """Send `data` cut at the offsets `cuts`, waiting after each piece until the server has read
         it: the server's recv() sees each piece alone."""
@@ -369,8 +376,8 @@ class ReferenceClient:
                 continue
             self.sock.sendall(data[start:cut])
             start = cut
-            if cut < len(data):
-                wait_until_peer_read(self.sock, 1.0)
+            if cut < len(data):  # a condition, not a pause: the server has read this piece (or left)
+                wait_until_peer_read(self.sock, self.timeout)
 
     def _fill(self, deadline: Deadline) -> bool:
         """One recv into the buffer; False at the deadline. Sets `eof` when the server closed."""
@@ -536,7 +543,7 @@ class TcpChatConnection:
         self.closed_reported = False
 
     def send(self, text: str) -> None:
-        if text == "exit":
+        if text.strip() == "exit":  # seed 004 trims the line (strings.TrimSpace) before comparing
             self.close()
             return
         self.client.send(text.encode("utf-8") + b"\n")
@@ -580,7 +587,10 @@ def chat_window(script: list[str] | None = None):
         connection.close()
         server.close()
 
-    return chat_view.ChatWindow(connection.send, connection.receive, title=f"TCP chat with {server.where}", on_close=close_both)
+    # ends_on="exit": typing exit does what Close does (stops the receiving thread first, then closes
+    # the connection and the server), so the thread never reads a closed socket
+    return chat_view.ChatWindow(connection.send, connection.receive, title=f"TCP chat with {server.where}",
+                                on_close=close_both, ends_on="exit")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -667,17 +677,20 @@ class ServerUnderTest:
     def _learner_threads(self) -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t not in self._threads_before and t.is_alive() and t is not self.thread]
 
-    def stop(self) -> None:
-        """Ask the learner's server to stop and check that it did, leaving no thread behind."""
+    def stop(self, while_connected: str = "") -> None:
+        """Ask the learner's server to stop and check that it did, leaving no thread behind.
+        `while_connected` names the clients still connected (and silent) at that moment."""
         self._stopped = True
         self.check_running()
         self.stop_event.set()
         self.thread.join(self.stop_timeout)
+        during = f" (while {while_connected})" if while_connected else ""
         if self.thread.is_alive():
             self._wake()
             raise YourCodeError(
-                f"{self.call()} did not return within {self.stop_timeout} s after stop was set; give the "
-                f"listening socket a timeout (e.g. listener.settimeout(0.1)) and check stop.is_set() after each accept() timeout"
+                f"{self.call()} did not return within {self.stop_timeout} s after stop was set{during}; give the "
+                f"listening socket and every connection a timeout (e.g. 0.05 s), check stop.is_set() after each "
+                f"timeout, and join the client threads"
             )
         self.check_running()
         try:
@@ -686,8 +699,9 @@ class ServerUnderTest:
                 self.stop_timeout,
                 lambda: (
                     f"{len(self._learner_threads())} thread(s) of your server were still running "
-                    f"{self.stop_timeout} s after {self.call()} returned ({', '.join(t.name for t in self._learner_threads()[:3])}); "
-                    f"make each client's thread end when stop is set (recv with a timeout) and join it before returning"
+                    f"{self.stop_timeout} s after {self.call()} returned{during} ({', '.join(t.name for t in self._learner_threads()[:3])}); "
+                    f"make each client's thread end when stop is set (recv with a timeout, then look at stop.is_set()) "
+                    f"and join it before returning"
                 ),
             )
         finally:
@@ -854,6 +868,28 @@ CONCURRENT_HINT = (
 )
 
 
+SILENT_AT_STOP = "a client was still connected and had sent nothing since its last answer"
+
+
+def _sockets_now() -> set[int]:
+    return kernel.socket_inodes_of_this_process()
+
+
+def _wait_until_closed_since(server: ServerUnderTest, before: set[int], timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Wait until every socket of this process opened since `before` is closed again (a client's
+    own socket and the server's end of its connection), watching the server meanwhile. True if
+    that happened within `timeout` s. A condition, not a pause: what follows (stop, say) starts
+    only once the server has dealt with that client, however slow the machine."""
+    deadline = Deadline(timeout)
+    while _sockets_now() - before:
+        server.check_running()
+        if deadline.expired():
+            return False
+        threading.Event().wait(min(0.005, deadline.remaining()))
+    server.check_running()
+    return True
+
+
 def check_echo_slow_fast(serve_echo: Callable) -> None:
     """Visible check: a slow client connects first and trickles bytes; a fast client must get its
     echo while the slow one is still open. Then the server must stop cleanly."""
@@ -871,13 +907,21 @@ def check_echo_slow_fast(serve_echo: Callable) -> None:
 
 
 def check_echo_stops_cleanly(serve_echo: Callable) -> None:
-    """One client, then stop: serve must return and leave no socket and no thread."""
+    """One client gets its echo and stays connected, silent; stop is set while it is connected:
+    serve must return within 1 s, leaving no socket and no thread (the text's contract), and the
+    client then sees its connection closed."""
     with _Checked(serve_echo) as server:
         with ReferenceClient(server.address, "a client", watch=server.check_running) as client:
             client.send(b"ping")
             echo = client.read_exactly(4, "echo what you receive with sendall()")
-        server.stop()
-    record_evidence("echo_stops_cleanly", echo=echo, stopped_cleanly=True)
+            server.stop(while_connected=SILENT_AT_STOP)
+            closed = client.server_closed(DEFAULT_TIMEOUT)
+            if not closed:
+                raise YourCodeError(
+                    f"{server.call()} returned after stop was set but the connection of a client still connected to "
+                    f"{server.where} stayed open; close each connection (with conn:) when its thread ends"
+                )
+    record_evidence("echo_stops_cleanly", echo=echo, stopped_with_a_client_connected=True, connection_closed=closed)
 
 
 def check_echo_many_clients(serve_echo: Callable, clients: int = 5, size: int = 20_000) -> None:
@@ -907,22 +951,47 @@ def check_echo_early_close(serve_echo: Callable) -> None:
         ReferenceClient(server.address, "a client that closes at once", watch=server.check_running).close()
         with ReferenceClient(server.address, "a client that never reads", watch=server.check_running) as lazy:
             lazy.send(b"I will not read the echo")
+        with ReferenceClient(server.address, "a client that half-closes", watch=server.check_running) as polite:
+            polite.send(b"bye")
+            polite.finish()  # FIN: the server's recv() returns b'' after b"bye"
+            polite.read_exactly(3, "echo what you receive, also just before the client closes")
+            if not polite.server_closed(DEFAULT_TIMEOUT):
+                raise YourCodeError(
+                    f"a client of {server.where} sent b'bye' and closed its side (your recv() returned b''), but your "
+                    f"server kept the connection open for {DEFAULT_TIMEOUT} s; when recv() returns b'', leave that "
+                    f"client's loop and close its socket"
+                )
+        before = _sockets_now()
         with ReferenceClient(server.address, "a client that resets", watch=server.check_running) as rude:
             rude.send(b"x" * 100)
             rude.read_exactly(100, "echo what you receive")
             rude.close(reset=True)
+        _wait_until_closed_since(server, before)  # the server has met the RST before stop is ever set
         with ReferenceClient(server.address, "a client after them", watch=server.check_running) as last:
             last.send(b"still there?")
             echo = last.read_exactly(12, "does your server keep accepting after clients closed early or reset?")
         server.stop()
-    record_evidence("echo_early_close", last_echo=echo, stopped_cleanly=True)
+    record_evidence("echo_early_close", last_echo=echo, half_close_closed=True, stopped_cleanly=True)
 
 
 # ----------------------------------------------------------------------------------------------
 # Checks: exercises "sum_answer" and "serve_sum" (seed 002's sum service)
 # ----------------------------------------------------------------------------------------------
-VALID_REQUESTS = [b'{"A":7,"B":4}', b'{"A": -5, "B": 5}', b'{"B": 2, "A": 40}', b'{"A": 123456789012, "B": 1}']
-MALFORMED_REQUESTS = [b"hello", b"", b'{"A": 1}', b"[7, 4]", b'{"A": "7", "B": 4}', b'{"A": 1.5, "B": 2}', b"\xc3\x28", b'{"A": 7, "B": 4']
+VALID_REQUESTS = [b'{"A":7,"B":4}', b'{"A": -5, "B": 5}', b'{"B": 2, "A": 40}', b'{"A": 123456789012, "B": 1}',
+                  b'{"A": 1, "B": 2, "C": "other keys are ignored"}', b'{"A": 0, "B": 0, "Sum": 99}']
+# every kind of line the protocol answers with an error (the names say which rule each one is)
+MALFORMED_BY_KIND = {
+    "empty line": [b""],
+    "not UTF-8": [b"\xc3\x28", b'{"A": 7, "B": \xff}'],
+    "not JSON": [b"hello", b'{"A": 7, "B": 4', b'{"A":7,"B":4}{"A":7,"B":4}'],
+    "not an object": [b"[7, 4]", b"null", b'"7+4"', b"11"],
+    "missing key": [b'{"A": 1}', b'{"B": 4}', b"{}"],
+    "not an integer": [b'{"A": "7", "B": 4}', b'{"A": 1.5, "B": 2}', b'{"A": 7, "B": 1e3}', b'{"A": 7, "B": null}', b'{"A": [7], "B": 4}'],
+    "a boolean": [b'{"A": true, "B": 1}', b'{"A": 7, "B": false}'],
+}
+MALFORMED_REQUESTS = [line for lines in MALFORMED_BY_KIND.values() for line in lines]
+# what the server check sends on the wire: lines that are not JSON (the other kinds are sum_answer's)
+MALFORMED_ON_THE_WIRE = [b"hello", b'{"A": 7, "B": 4']
 
 
 def _valid_reply(got, line: bytes) -> bool:
@@ -960,7 +1029,10 @@ def check_sum_answer(sum_answer_fn: Callable, lines: list[bytes] | None = None) 
         record_evidence("sum_answer", calls=calls)
 
 
-def _parse_reply(client: ReferenceClient, line: bytes) -> dict:
+def _parse_reply(client: ReferenceClient, line: bytes, exact: bool = True) -> dict:
+    """The server's answer to `line`, checked against the protocol. exact=False (for a malformed
+    line) asks only for an object with an "Error" key: what else the answer holds is sum_answer's
+    business, graded by its own cells."""
     raw = client.read_line(
         f"answer each request line ({line!r} here) with one JSON object followed by b'\\n', and keep the "
         f"connection open for the next request until the client closes it"
@@ -969,7 +1041,7 @@ def _parse_reply(client: ReferenceClient, line: bytes) -> dict:
         got = json.loads(raw.decode("utf-8"))
     except ValueError:
         raise YourCodeError(f"your server answered {line!r} with {raw[:80]!r}, which is not a JSON line; send json.dumps(answer).encode() + b'\\n'") from None
-    if not _valid_reply(got, line):
+    if not (_valid_reply(got, line) if exact else isinstance(got, dict) and "Error" in got):
         raise YourCodeError(f"your server answered {line!r} with {raw[:80]!r}; expected {_describe_expected(line)}")
     return got
 
@@ -986,8 +1058,15 @@ def check_sum_server(serve_sum: Callable) -> None:
             for line in VALID_REQUESTS[:3]:
                 client.send(line + b"\n")
                 replies.append(_parse_reply(client, line))
-        server.stop()
-    record_evidence("sum_server_one_connection", requests=VALID_REQUESTS[:3], replies=replies)
+            server.stop(while_connected=SILENT_AT_STOP)  # the connection stays open, the client silent
+            closed = client.server_closed(DEFAULT_TIMEOUT)
+            if not closed:
+                raise YourCodeError(
+                    f"{server.call()} returned after stop was set but the connection of a client still connected to "
+                    f"{server.where} stayed open; close each connection (with conn:) when its thread ends"
+                )
+    record_evidence("sum_server_one_connection", requests=VALID_REQUESTS[:3], replies=replies,
+                    stopped_with_a_client_connected=True, connection_closed=closed)
 
 
 def check_sum_coalesced(serve_sum: Callable) -> None:
@@ -1037,18 +1116,25 @@ def check_sum_concurrent(serve_sum: Callable, connections: int = 4, rounds: int 
 
 
 def check_sum_malformed_on_the_wire(serve_sum: Callable) -> None:
-    """Hidden: malformed lines get {"Error": ...} on the same connection, which stays usable; a
-    client that closes in the middle of a request does not stop the server."""
+    """Hidden: lines that are not JSON get {"Error": ...} on the same connection, which stays
+    usable; a client that closes in the middle of a request, or resets its connection (RST), ends
+    only its own thread."""
     with _Checked(serve_sum) as server:
         with ReferenceClient(server.address, "a client sending bad requests", watch=server.check_running) as client:
             answers = []
-            for line in MALFORMED_REQUESTS + [VALID_REQUESTS[0]]:
+            for line in MALFORMED_ON_THE_WIRE + [VALID_REQUESTS[0]]:
                 client.send(line + b"\n")
-                answers.append(list(_parse_reply(client, line)))
+                answers.append("Error" in _parse_reply(client, line, exact=line == VALID_REQUESTS[0]))
         with ReferenceClient(server.address, "a client that leaves mid-request", watch=server.check_running) as quitter:
             quitter.send(b'{"A": 1, ')
+        before = _sockets_now()
+        with ReferenceClient(server.address, "a client that resets", watch=server.check_running) as rude:
+            rude.send(VALID_REQUESTS[0] + b"\n")
+            _parse_reply(rude, VALID_REQUESTS[0])
+            rude.close(reset=True)
+        _wait_until_closed_since(server, before)  # the server has met the RST before stop is ever set
         with ReferenceClient(server.address, "a client after them", watch=server.check_running) as last:
             last.send(VALID_REQUESTS[1] + b"\n")
             final = _parse_reply(last, VALID_REQUESTS[1])
         server.stop()
-    record_evidence("sum_server_malformed", lines=MALFORMED_REQUESTS, answer_keys=answers, after=final)
+    record_evidence("sum_server_malformed", lines=MALFORMED_ON_THE_WIRE, is_error=answers, after=final)

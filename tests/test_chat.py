@@ -141,3 +141,48 @@ def test_close_all_closes_every_open_window():
     assert closed == [1, 1, 1] and all(w.closed and not w.receiving for w in windows)
     assert close_all() == 0
     assert not chat._open_windows
+
+
+@pytest.mark.parametrize("how", ["typed exit", "typed exit with spaces", "Close button"])
+def test_tcp_chat_window_exit_does_what_close_does(monkeypatch, how):
+    """Typing exit in the TCP chat window (tcp.chat_window) stops the receiving thread, disables the
+    inputs, closes the connection and stops the server, exactly as the Close button does; the thread
+    never reads a closed socket ('Bad file descriptor')."""
+    from course import tcp
+
+    servers = []
+    real_start = tcp.TcpChatServer.start
+
+    def start(self):
+        servers.append(self)
+        return real_start(self)
+
+    monkeypatch.setattr(tcp.TcpChatServer, "start", start)
+    monkeypatch.setattr(chat, "is_headless", lambda: False)
+    window = tcp.chat_window()
+    (server,) = servers
+    assert window.receiving and not window.headless and window.ends_on == "exit"
+    window.text.value = "hello"  # Enter
+    wait_for(lambda: "server: got: hello" in window.lines, 2.0, lambda: f"no answer shown; lines: {window.lines}")
+    if how == "Close button":
+        window.close_button.click()
+    else:
+        window.text.value = "exit" if how == "typed exit" else "  exit \n"
+    assert window.closed and not window.receiving
+    assert window.text.disabled and window.send_button.disabled and window.close_button.disabled
+    wait_for(lambda: server.events_of("close"), 2.0, lambda: f"the server never saw the client close; events: {server.events}")
+    assert [e[2] for e in server.events_of("recv")] == [b"hello"]  # "exit" never travels
+    assert server.stopping and not [t for t in server._threads if t.is_alive()]  # the window stopped its server
+    assert not any("Bad file descriptor" in line or "receiving stopped" in line for line in window.lines), window.lines
+    assert window.lines[-1] == "(closed)"
+    assert not window.submit("after exit") and window.lines[-1] == "(closed: 'after exit' not sent)"
+    assert not chat._open_windows
+
+
+def test_window_ends_on_its_word_without_sending_it():
+    sent = []
+    with ChatWindow(sent.append, None, headless=True, ends_on="exit") as window:
+        assert window.submit("exits")  # only the whole (trimmed) word ends the chat
+        assert window.submit(" exit ")
+        assert window.closed
+    assert sent == ["exits"] and window.lines == ["me: exits", "me:  exit ", "(closed)"]

@@ -17,12 +17,17 @@ from course.cli import load_peers
 from course.deadline import wait_for
 from course.errors import YourCodeError
 from course.kernel import tcp_state
-import test_04_wrong as notebook_04
+from autograder.samples.cases import load_cases
+from registry_cases import case_replace
+
+ASSIGNMENT = "04-tcp-client-server"
+REGISTRY = {case.name: case for case in load_cases(assignment=ASSIGNMENT)}
 
 
 # ----------------------------------------------------------------------------------------------
-# Learner-style implementations: correct ones, and the classic wrong ones. Those that
-# tests/test_04_wrong.py also puts in the notebook are its sources, run here as the notebook would.
+# Learner-style implementations: correct ones, and the classic wrong ones. The wrong ones that the
+# notebook is graded on are the registry's cases (autograder/samples/04-tcp-client-server/*.diff),
+# run here as the notebook would run them.
 # ----------------------------------------------------------------------------------------------
 def learned(source: str, name: str, called: str, **names):
     """What a solution cell's `source` defines as `name`, run in a namespace like the notebook's
@@ -33,10 +38,33 @@ def learned(source: str, name: str, called: str, **names):
     return namespace[name]
 
 
+def registered(case_name: str, called: str, **names):
+    """The function a registry case's cell defines (the cell's name), as the notebook runs it."""
+    case = REGISTRY[case_name]
+    return learned(case_replace(case)[case.cell], case.cell, called, **names)
+
+
+THREAD_PER_CLIENT = '''
+def serve(listener, stop):
+    listener.settimeout(0.05)
+    threads = []
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        thread = threading.Thread(target=serve_one, args=(conn, stop))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+'''
+
+
 def threaded(handle):
     """serve(listener, stop) that runs handle(conn, stop) in a thread per client and joins them:
-    the accept loop of test_04_wrong's sum servers, which is right, around `handle`."""
-    return learned(notebook_04.THREAD_PER_CLIENT, "serve_sum", "serve", serve_one=handle)
+    a right accept loop around `handle`."""
+    return learned(THREAD_PER_CLIENT, "serve", "serve", serve_one=handle)
 
 
 def fetch(address, request, timeout=2.0):
@@ -50,8 +78,8 @@ def fetch(address, request, timeout=2.0):
     return b"".join(chunks).decode("utf-8")
 
 
-fetch_one_recv = learned(notebook_04.FETCH_ONE_RECV, "fetch", "fetch_one_recv")
-fetch_forgetting_to_decode = learned(notebook_04.FETCH_FORGETS_TO_DECODE, "fetch", "fetch_forgetting_to_decode")
+fetch_one_recv = registered("client-with-a-single-recv", "fetch_one_recv")
+fetch_forgetting_to_decode = registered("client-forgetting-to-decode", "fetch_forgetting_to_decode")
 
 
 def fetch_decoding_each_chunk(address, request, timeout=2.0):
@@ -77,8 +105,22 @@ def fetch_keeping_its_socket(address, request, timeout=2.0):
     return b"".join(chunks).decode("utf-8")
 
 
-echo_one = learned(notebook_04.ECHO_ONE_CLIENT, "echo_one", "echo_one")
-serve_echo_iterative = learned(notebook_04.ECHO_ITERATIVE, "serve_echo", "serve_echo_iterative")
+def echo_one(conn, stop):
+    with conn:
+        conn.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                conn.sendall(data)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+
+serve_echo_iterative = registered("iterative-echo-server", "serve_echo_iterative")
 
 
 def echo_one_careless(conn, stop):
@@ -140,8 +182,13 @@ def sum_one(conn, stop):
 
 serve_echo = threaded(echo_one)
 serve_sum = threaded(sum_one)
-serve_sum_closing_after_one_request = learned(notebook_04.SUM_CLOSES_AFTER_ONE_REQUEST, "serve_sum", "serve_sum_closing_after_one_request")
-serve_sum_one_recv_is_one_message = learned(notebook_04.SUM_ONE_RECV_IS_ONE_MESSAGE, "serve_sum", "serve_sum_one_recv_is_one_message")
+serve_sum_closing_after_one_request = registered("sum-server-closing-after-one-request", "serve_sum_closing_after_one_request")
+serve_sum_one_recv_is_one_message = registered("sum-server-assuming-one-recv-is-one-message", "serve_sum_one_recv_is_one_message")
+serve_echo_threads_ignoring_stop = registered("echo-threads-ignore-stop", "serve_echo_threads_ignoring_stop")
+serve_echo_spinning_after_close = registered("echo-spins-after-client-closes", "serve_echo_spinning_after_close")
+serve_sum_threads_ignoring_stop = registered("sum-threads-ignore-stop", "serve_sum_threads_ignoring_stop")
+serve_sum_thread_dying_on_reset = registered("sum-thread-dies-on-reset", "serve_sum_thread_dying_on_reset")
+sum_answer_accepting_booleans = registered("sum-answer-accepting-booleans", "sum_answer_accepting_booleans")
 
 
 def blank(*args):
@@ -293,7 +340,7 @@ def test_server_under_test_reports_a_server_that_does_not_stop():
             conn, _ = listener.accept()
             conn.close()
 
-    with pytest.raises(YourCodeError, match=r"did not return within 1.0 s after stop was set; give the listening socket a timeout"):
+    with pytest.raises(YourCodeError, match=r"did not return within 1.0 s after stop was set; give the listening socket and every connection a timeout"):
         with tcp.run_server(ignores_stop):
             pass
 
@@ -349,6 +396,10 @@ def test_correct_code_passes_with_the_same_evidence_twice(check, implementation,
     assert "127.0.0.1" not in text  # no addresses (ports) in evidence
 
 
+def check_sum_answer_malformed(sum_answer_fn):
+    tcp.check_sum_answer(sum_answer_fn, tcp.MALFORMED_REQUESTS)
+
+
 WRONG = [
     (tcp.check_fetch, fetch_one_recv, r"returned 'HTTP-ish reply, part one; ' \(26 characters\) but the server sent .* in 3 writes before closing; keep calling recv\(\) until it returns b''"),
     (tcp.check_fetch_hard, fetch_one_recv, r"raised UnicodeDecodeError"),
@@ -362,6 +413,14 @@ WRONG = [
     (tcp.check_sum_stream, serve_sum_one_recv_is_one_message, r"your server answered"),
     (tcp.check_sum_concurrent, serve_sum_closing_after_one_request, r"closed the connection"),
     (tcp.check_sum_answer, lambda line: {"Sum": 0}, r"expected \{\"Sum\": 11\}"),
+    # stop while a client is still connected and silent: threads without timeouts never end
+    (tcp.check_echo_stops_cleanly, serve_echo_threads_ignoring_stop,
+     r"1 thread\(s\) of your server were still running 1.0 s after serve_echo_threads_ignoring_stop\(listener, stop\) returned "
+     r"\(while a client was still connected and had sent nothing since its last answer\)"),
+    (tcp.check_sum_server, serve_sum_threads_ignoring_stop, r"thread\(s\) of your server were still running .*\(while a client was still connected"),
+    (tcp.check_echo_early_close, serve_echo_spinning_after_close, r"closed its side \(your recv\(\) returned b''\), but your server kept the connection open"),
+    (tcp.check_sum_malformed_on_the_wire, serve_sum_thread_dying_on_reset, r"died of ConnectionResetError"),
+    (check_sum_answer_malformed, sum_answer_accepting_booleans, r"sum_answer\(b'\{\"A\": true, \"B\": 1\}'\) returned \{'Sum': 2\}; expected \{\"Error\""),
 ]
 
 

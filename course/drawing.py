@@ -131,7 +131,8 @@ def short_event(event: str) -> str:
 
 def state_diagram(transitions: dict[tuple[str, str], str] | None = None, highlight: Iterable[str] = ()):
     """The TCP state diagram drawn from `transitions` (default: course.tcpstates.TRANSITIONS).
-    RST arrows are left out (every synchronized state goes to CLOSE on one); states in
+    RST arrows and arrows back to the same state (a resent FIN) are left out (every synchronized
+    state goes to CLOSE on a RST); states in
     `highlight` get a thick border."""
     from course.tcpstates import TRANSITIONS
 
@@ -159,7 +160,7 @@ def state_diagram(transitions: dict[tuple[str, str], str] | None = None, highlig
     ax.set_xlim(-0.6, 4.6)
     ax.set_ylim(-0.6, 9.6)
     ax.axis("off")
-    ax.set_title("TCP states (RFC 9293), drawn from course.tcpstates.TRANSITIONS; any synchronized state goes to CLOSE on 'recv RST'", fontsize=9)
+    ax.set_title("TCP states (RFC 9293), drawn from course.tcpstates.TRANSITIONS; any synchronized state goes to CLOSE on 'recv RST'; a resent FIN keeps CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -70,8 +70,9 @@ def ack_for(seq: int, flags: str, length: int) -> int:
 def number_conversation(conversation: Sequence[tuple[str, str, int]], client_isn: int, server_isn: int) -> list[tuple[int, int]]:
     """(seq, ack) of every segment of a conversation; ack is 0 in a segment without the ACK flag.
 
-    Each side keeps the next number it will send and the next number it expects from the other;
-    a segment is sent with the first as seq and the second as ack, and the receiver then expects
+    Each side keeps the next number it will send and the next number it expects from the other
+    (the other side's ISN until that side has sent something); a segment is sent with the first as
+    seq and the second as ack, and the receiver then expects
     seq + sequence_space(...). Raises ValueError for a sender other than 'client' or 'server', an
     unknown flag, or a negative length.
     """
@@ -192,6 +193,9 @@ def check_number_segments(fn, hidden: bool = False) -> None:
             ([("client", "SYN", 0), ("server", "SYN,ACK", 0), ("client", "FIN,ACK", 0), ("server", "FIN,ACK", 0), ("client", "ACK", 0)], 1, 2),
             ([("client", "SYN", 0), ("server", "SYN,ACK", 0), ("client", "ACK", 0), ("client", "FIN,PSH,ACK", 5), ("server", "ACK", 0)], 100, 200),
             ([("client", "SYN", 0), ("server", "SYN,ACK", 0), ("client", "PSH,ACK", 100), ("server", "ACK", 0)], 1199, 2000),
+            # an ACK sent before the other side sent anything: the number expected from it is its ISN
+            ([("client", "ACK", 0)], 10, 20),
+            ([("server", "ACK", 0), ("client", "SYN", 0), ("server", "SYN,ACK", 0)], 4294967295, 300),
         ]
         for conv, c_isn, s_isn in corner:
             _compare(fn, conv, c_isn, s_isn, calls)

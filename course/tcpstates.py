@@ -10,8 +10,26 @@ application ('passive_open' is listen(), 'active_open/send SYN' is connect(), 'c
 close() or shutdown(SHUT_WR)), a segment arriving ('recv SYN', 'recv ACK of FIN', ...), or a timer
 ('timeout 2MSL'). An event that the table does not list for a state raises ValueError.
 
+The table follows RFC 9293's diagram and its FIN processing (section 3.10.7.4, "eighth, check the
+FIN bit"): a FIN in SYN_RECV leads to CLOSE_WAIT, and a FIN that arrives again (the peer resent it:
+our ACK was lost) keeps CLOSE_WAIT, CLOSING, LAST_ACK and TIME_WAIT where they are; in TIME_WAIT it
+also restarts the 2MSL timer, and answering it is what TIME_WAIT is for. 'recv FIN+ACK' is a FIN
+arriving in FIN_WAIT1 in the same segment as the ACK of our FIN; in any other state a FIN is
+'recv FIN' (after the handshake every segment carries the ACK flag).
+
+What the table leaves out, and why: events that change no state and that the course does not
+study (data, plain ACKs, a SYN in a synchronized state, answered with an ACK); RFC 9293's
+LISTEN --SEND--> SYN_SENT (the sockets API has no such call: connect() on a listening socket
+fails); timers other than 2MSL (retransmission giving up, Linux's tcp_fin_timeout for orphaned
+FIN_WAIT2 sockets) and the user's ABORT (a close() that sends RST). The RFC draws one connection
+block (TCB) that goes LISTEN -> SYN_RECV -> ESTABLISHED; Linux keeps the listening socket in
+LISTEN and makes a child socket for each SYN, which goes SYN_RECV -> ESTABLISHED and is what
+accept() returns (a RST in SYN_RECV drops the child; the listener never left LISTEN). The table
+follows the RFC, so the server's connection starts as a listener: 'passive_open', 'recv SYN',
+'recv ACK of SYN'.
+
 The second half drives real sockets on loopback through whole connection lives (client closes
-first, server closes first with LAST_ACK held, half-close, simultaneous close, connection refused)
+first, server half-closes first (shutdown(SHUT_WR)) with LAST_ACK held, half-close, simultaneous close, connection refused)
 and reads the kernel's state of each endpoint after each step. `check_state_machine` runs a
 learner's `next_state(state, event)` along the same events and fails where it predicts a state the
 kernel did not show.
@@ -39,12 +57,14 @@ EVENTS = (
     "close/send FIN",  # close() or shutdown(SHUT_WR); in LISTEN or SYN_SENT nothing is sent
     "recv FIN",
     "recv ACK of FIN",
-    "recv FIN+ACK",  # a FIN that also acknowledges our FIN (one segment does two things)
+    "recv FIN+ACK",  # in FIN_WAIT1 only: a FIN in the same segment as the ACK of our FIN
     "timeout 2MSL",
     "recv RST",
 )
 
-# (state, event) -> next state. RFC 9293 figure 5, plus the RST arrows of its section 3.10.7.
+# (state, event) -> next state. RFC 9293 figure 5, plus the FIN processing of its section 3.10.7.4
+# (a FIN in SYN_RECV; a resent FIN keeps the four states that already received one) and the RST
+# arrows of section 3.10.7.
 TRANSITIONS: dict[tuple[str, str], str] = {
     # opening
     ("CLOSE", "passive_open"): "LISTEN",
@@ -58,6 +78,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("SYN_RECV", "recv ACK of SYN"): "ESTABLISHED",  # accept() can return this connection
     ("SYN_RECV", "close/send FIN"): "FIN_WAIT1",
     ("SYN_RECV", "recv RST"): "LISTEN",  # back to listening (a passive open)
+    ("SYN_RECV", "recv FIN"): "CLOSE_WAIT",  # RFC 9293 3.10.7.4: the ACK completed the handshake, then the FIN
     # closing: the side that closes first (active close)
     ("ESTABLISHED", "close/send FIN"): "FIN_WAIT1",
     ("FIN_WAIT1", "recv ACK of FIN"): "FIN_WAIT2",
@@ -70,6 +91,12 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("ESTABLISHED", "recv FIN"): "CLOSE_WAIT",  # and send ACK; recv() returns b''
     ("CLOSE_WAIT", "close/send FIN"): "LAST_ACK",
     ("LAST_ACK", "recv ACK of FIN"): "CLOSE",
+    # a FIN resent by the peer (our ACK of it was lost): RFC 9293 3.10.7.4 keeps the state and
+    # answers with an ACK; TIME_WAIT also restarts its 2MSL timer (the segment TIME_WAIT waits for)
+    ("CLOSE_WAIT", "recv FIN"): "CLOSE_WAIT",
+    ("CLOSING", "recv FIN"): "CLOSING",
+    ("LAST_ACK", "recv FIN"): "LAST_ACK",
+    ("TIME_WAIT", "recv FIN"): "TIME_WAIT",
     # a reset ends a synchronized connection at once
     ("ESTABLISHED", "recv RST"): "CLOSE",
     ("FIN_WAIT1", "recv RST"): "CLOSE",
@@ -90,7 +117,7 @@ def step(state: str, event: str) -> str:
     try:
         return TRANSITIONS[(state, event)]
     except KeyError:
-        raise ValueError(f"event {event!r} is not allowed in state {state}") from None
+        raise ValueError(f"event {event!r} in state {state} is an event this table does not list") from None
 
 
 def run(events: Iterable[str], start: str = "CLOSE", next_state: Callable[[str, str], str] = step) -> list[str]:
@@ -123,7 +150,10 @@ class Observation:
     observed: str
 
 
-STEP_TIMEOUT = 2.0  # seconds the kernel gets to reach a state after a step (it takes microseconds)
+# seconds the kernel gets to reach a state after a step (it takes microseconds): generous, since a
+# correct machine never waits it out and a wrong one fails on the comparison, not on this deadline;
+# a loaded machine makes the check slower, never changes its verdict
+STEP_TIMEOUT = 10.0
 _BIG_RECV = 4 << 20
 
 
@@ -283,8 +313,7 @@ def _simultaneous_close(life: _Life) -> None:
 def _refused(life: _Life) -> None:
     probe = life.sock()
     probe.bind(("127.0.0.1", 0))
-    address = probe.getsockname()  # a port that was just free and that nobody listens on
-    probe.close()
+    address = probe.getsockname()  # bound and never listening (kept open, so nobody else can take it): a SYN gets a RST
     client = life.sock()
     life.follow("client", client)
     try:
@@ -299,7 +328,9 @@ def _refused(life: _Life) -> None:
 SCENARIOS: dict[str, tuple[Callable[[_Life], None], bool, bool]] = {
     # name: (the steps after the handshake, whether a connection is opened first, hold buffers)
     "client closes first": (_client_closes_first, True, False),
-    "server closes first": (_server_closes_first, True, True),
+    # the server half-closes with shutdown(SHUT_WR): a close() with the client's data unread would
+    # send a RST (notebook section 6), not a FIN
+    "server half-closes first": (_server_closes_first, True, True),
     "half-close": (_half_close, True, False),
     "simultaneous close": (_simultaneous_close, True, True),
     "connection refused": (_refused, False, False),
@@ -380,5 +411,7 @@ def check_transitions(next_state: Callable[[str, str], str]) -> None:
     cases = [(s, e) for s in STATES for e in EVENTS] + [("ESTABLISHED", "recv SYNACK"), ("OPEN", "recv FIN")]
     check_calls(
         next_state, step, cases, name="next_state",
-        hint="compare with the RFC 9293 diagram above: the side that closes first goes FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT, the other CLOSE_WAIT -> LAST_ACK -> CLOSE",
+        hint=("compare with the RFC 9293 diagram above: the side that closes first goes FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT, "
+              "the other CLOSE_WAIT -> LAST_ACK -> CLOSE; a FIN resent by the peer keeps CLOSE_WAIT, CLOSING, LAST_ACK and "
+              "TIME_WAIT where they are (RFC 9293 3.10.7.4), and 'recv FIN+ACK' happens only in FIN_WAIT1"),
     )

@@ -177,3 +177,36 @@ def test_segments_from_conversation_use_seqack_numbers():
     segs = capture.segments_from_conversation([("client", "SYN", 0), ("server", "SYN,ACK", 0)], 1000, 8000)
     assert [(s.seq, s.ack) for s in segs] == [(1000, 0), (8000, 1001)]
     assert isinstance(segs[0], Segment) and segs[0].mss == 65495
+
+
+def test_label_shapes_settle_which_ack_answers_which_fin():
+    # a labeller that calls "the first pure ACK after a FIN" the teardown ACK, ignoring numbers and
+    # sender, agrees with every recording but not with a simultaneous close or a late data ACK
+    sim, lags = capture.LAGGING_SHAPES["simultaneous close: both FINs, then both ACKs"]
+    labels = label_segments(capture.lagging_segments(sim, lags, 77, 4294967200))
+    assert labels[5:] == ["teardown 1: FIN", "teardown 3: FIN", "teardown 4: ACK", "teardown 2: ACK"]
+    late, lags = capture.LAGGING_SHAPES["an ACK of earlier data after the first FIN"]
+    assert label_segments(capture.lagging_segments(late, lags, 1, 2))[5:8] == ["teardown 1: FIN", "ACK", "teardown 2: ACK"]
+
+
+def test_data_on_the_third_segment_completes_the_handshake():
+    segs = capture.segments_from_conversation(capture.ODD_SHAPES["data on the third handshake segment (seed 002), then a window update"])
+    assert label_segments(segs)[2:4] == ["data", "ACK"]
+
+
+def test_check_labels_catches_a_positional_teardown_labeller():
+    def by_position(segments):
+        out, pending = [], 0
+        for label in label_segments(segments):
+            if label in ("teardown 2: ACK", "teardown 4: ACK", "ACK") and pending:
+                out.append("teardown 2: ACK" if pending == 1 and "teardown 2: ACK" not in out else "teardown 4: ACK")
+                pending -= 1
+                continue
+            if label in ("teardown 1: FIN", "teardown 3: FIN"):
+                pending += 1
+            out.append(label)
+        return out
+
+    capture.check_labels(by_position)  # the recording agrees
+    with pytest.raises(YourCodeError, match="simultaneous close|earlier data"):
+        capture.check_labels(by_position, hidden=True)

@@ -44,6 +44,21 @@ def test_simultaneous_close_and_fin_ack_merged():
     assert step("FIN_WAIT1", "recv FIN+ACK") == "TIME_WAIT"
 
 
+@pytest.mark.parametrize("state", ["CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT"])
+def test_a_resent_fin_keeps_the_states_that_already_received_one(state):
+    # RFC 9293 3.10.7.4: "CLOSE-WAIT STATE: Remain in the CLOSE-WAIT state" ... "TIME-WAIT STATE:
+    # Remain in the TIME-WAIT state. Restart the 2 MSL time-wait timeout."
+    assert step(state, "recv FIN") == state
+
+
+def test_a_fin_in_syn_recv_leads_to_close_wait_and_fin_ack_happens_only_in_fin_wait1():
+    assert step("SYN_RECV", "recv FIN") == "CLOSE_WAIT"
+    assert [s for s in STATES if (s, "recv FIN+ACK") in TRANSITIONS] == ["FIN_WAIT1"]
+    for state in ("CLOSE", "LISTEN", "SYN_SENT"):  # RFC 9293: "drop the segment and return"
+        with pytest.raises(ValueError, match="does not list"):
+            step(state, "recv FIN")
+
+
 def test_rst_refuses_a_connection_and_returns_a_half_open_one_to_listen():
     assert run(["active_open/send SYN", "recv RST"]) == ["SYN_SENT", "CLOSE"]
     assert step("SYN_RECV", "recv RST") == "LISTEN"
@@ -52,10 +67,10 @@ def test_rst_refuses_a_connection_and_returns_a_half_open_one_to_listen():
 @pytest.mark.parametrize(
     "state, event, says",
     [
-        ("ESTABLISHED", "recv SYN+ACK", "not allowed in state ESTABLISHED"),
+        ("ESTABLISHED", "recv SYN+ACK", "in state ESTABLISHED is an event this table does not list"),
         ("OPEN", "recv FIN", "'OPEN' is not a TCP state"),
         ("LISTEN", "recv SYNACK", "'recv SYNACK' is not an event"),
-        ("TIME_WAIT", "close/send FIN", "not allowed in state TIME_WAIT"),
+        ("TIME_WAIT", "close/send FIN", "in state TIME_WAIT is an event this table does not list"),
     ],
 )
 def test_impossible_events_raise_value_error_naming_them(state, event, says):
@@ -96,7 +111,7 @@ def test_the_scenarios_show_the_states_the_notebook_promises():
 
 
 def test_watch_records_last_ack_and_time_wait_in_a_timeline():
-    rec = tcpstates.watch("server closes first")
+    rec = tcpstates.watch("server half-closes first")
     assert rec.states("client")[-3:] == ["CLOSE_WAIT", "LAST_ACK", "CLOSE"]
     assert rec.states("server")[-1] == "TIME_WAIT"
     assert rec._thread is not None and not rec._thread.is_alive()
@@ -141,8 +156,8 @@ def test_check_state_machine_fails_a_passive_close_that_skips_last_ack():
     wrong = with_change("CLOSE_WAIT", "close/send FIN", "CLOSE")
     with pytest.raises(YourCodeError, match=r"client closes first.*server.*next_state\('CLOSE', 'recv ACK of FIN'\) raised ValueError"):
         tcpstates.check_state_machine(wrong, ["client closes first"])
-    with pytest.raises(YourCodeError, match=r"server closes first.*kernel shows the client in LAST_ACK.*says 'CLOSE'"):
-        tcpstates.check_state_machine(wrong, ["server closes first"])
+    with pytest.raises(YourCodeError, match=r"server half-closes first.*kernel shows the client in LAST_ACK.*says 'CLOSE'"):
+        tcpstates.check_state_machine(wrong, ["server half-closes first"])
 
 
 def test_check_state_machine_reports_a_raise_on_a_real_transition():
@@ -169,3 +184,16 @@ def test_check_transitions_wants_value_error_for_impossible_events():
     with pytest.raises(YourCodeError, match="should raise ValueError"):
         tcpstates.check_transitions(permissive)
     tcpstates.check_transitions(step)
+
+
+def test_check_transitions_wants_the_rfc_answer_to_a_resent_fin():
+    strict = with_change("TIME_WAIT", "recv FIN", None)
+    with pytest.raises(YourCodeError, match=r"next_state\('TIME_WAIT', 'recv FIN'\) raised ValueError.*should return 'TIME_WAIT'.*resent"):
+        tcpstates.check_transitions(strict)
+
+
+def test_connection_refused_keeps_its_port_bound_while_it_connects():
+    # the refused scenario's port stays bound (never listening) until the connect is refused, so
+    # no other process can start listening on it in between
+    obs = tcpstates.observe("connection refused")
+    assert [(o.endpoint, o.observed) for o in obs] == [("client", "CLOSE")]

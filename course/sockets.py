@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import ipaddress
 import socket
 import struct
@@ -113,12 +114,20 @@ def read_lines(sock: socket.socket, encoding: str = "utf-8") -> list[str]:
 # ----------------------------------------------------------------------------------------------
 # Peers and addresses for the checks
 # ----------------------------------------------------------------------------------------------
-def closed_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` where nobody listens: bind port 0, read the port, close. A connect to
-    it is refused (the kernel answers SYN with RST) until someone binds it again."""
+@contextmanager
+def closed_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A TCP port on `host` where nobody listens, for the length of the block: a socket is bound to
+    it (port 0, the kernel chooses) but never listens, so a connect to it is refused (the kernel
+    answers the SYN with RST), and no other socket can take the port meanwhile. (Binding port 0,
+    reading the port and closing would leave a race: any program could bind it before the connect.)"""
     with socket.socket(family_for(loopback_host(host)), socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
+
+
+# The loopback broadcast address: Linux refuses a TCP connect to a broadcast address at once with
+# ENETUNREACH (tcp_v4_connect: the route is RTCF_BROADCAST), before any packet is sent.
+UNREACHABLE_HOST = "127.255.255.255"
 
 
 @contextmanager
@@ -142,7 +151,7 @@ class FullBacklogListener:
     """
 
     MAX_FILLERS = 8
-    FILL_TIMEOUT = 2.0  # seconds for one filler's handshake; a dropped SYN means the queue is full
+    FILL_TIMEOUT = 10.0  # deadline for one filler's handshake (a loaded machine only makes it slower)
 
     def __init__(self, host: str = "127.0.0.1"):
         self.host = loopback_host(host)
@@ -173,7 +182,10 @@ class FullBacklogListener:
                 filler = self._stack.enter_context(socket.socket(self.listener.family, socket.SOCK_STREAM))
                 filler.settimeout(self.FILL_TIMEOUT)
                 if filler.connect_ex(self.address) != 0:
-                    return self  # this SYN was dropped: the queue was full already
+                    if self.full():
+                        return self  # this SYN was dropped: the queue was full already
+                    raise SetupError(f"{self!r}: filler {n} could not connect within {self.FILL_TIMEOUT} s, "
+                                     f"yet the accept queue is not full ({self.queued()})")
                 wait_for(lambda: self.queued()[0] >= n, self.FILL_TIMEOUT,
                          f"{self!r}: connection {n} did not reach the accept queue", error=SetupError)
             raise SetupError(
@@ -207,13 +219,16 @@ DEFAULT_LINES = b"hello\n\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x9
 class LineServer(TcpServer):
     """Sends known UTF-8 lines to each client in odd chunks (one chunk per read), then closes.
 
-    Each chunk is written only after the client's kernel receive queue is empty again (read from
-    /proc/net/tcp), so a client sees the chunks one by one, however fast the machine is: a reader
-    that assumes one recv() is one line is caught every time. Give the client socket as
-    `reader` when it lives in the same process: its queue is then read cheaply from its descriptor.
+    Each chunk is written only after the previous one has reached the client's kernel and the
+    client has read it (its receive queue is empty again), so a client sees the chunks one by one,
+    however fast or loaded the machine is: a reader that assumes one recv() is one line is caught
+    every time. Give the client socket as `reader` when it lives in the same process: its kernel
+    is then asked through its descriptor (TCP_INFO's bytes received, FIONREAD); otherwise through
+    this end's send queue (SIOCOUTQ: bytes the client's kernel has not acknowledged yet) and the
+    client's line in /proc/net/tcp.
     """
 
-    CHUNK_WAIT = 1.0  # seconds to wait for the client to read a chunk before sending the next anyway
+    CHUNK_WAIT = 10.0  # deadline for the client to read a chunk; only a client that stops reading meets it
     READ_POLL = 0.001
 
     def __init__(
@@ -231,20 +246,38 @@ class LineServer(TcpServer):
 
     def handle_connection(self, conn: socket.socket, addr: Address) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sent = 0
         for piece in self.pieces:
             conn.sendall(piece)
+            sent += len(piece)
             self.record("send", format_address(addr), piece)
-            self.wait_until_read(conn)
+            self.wait_until_read(conn, sent)
         conn.shutdown(socket.SHUT_WR)  # FIN: the client reads b'' (EOF) after the last byte
         self.record("eof", format_address(addr))
 
-    def wait_until_read(self, conn: socket.socket) -> None:
-        """Wait (at most CHUNK_WAIT s) until the client's receive queue is empty or it is gone."""
+    def wait_until_read(self, conn: socket.socket, sent: int) -> None:
+        """Wait (at most CHUNK_WAIT s) until the `sent` bytes have reached the client's kernel and
+        the client has read them all, or the client is gone. (An empty receive queue alone is not
+        enough: on a loaded machine the last chunk may not have arrived yet.)"""
         deadline = Deadline(self.CHUNK_WAIT)
         while not (self.stopping or deadline.expired()):
-            if not self.unread_bytes(conn):
+            if self.arrived(conn, sent) and not self.unread_bytes(conn):
                 return
             time.sleep(self.READ_POLL)
+
+    def arrived(self, conn: socket.socket, sent: int) -> bool:
+        """Have the first `sent` bytes of this connection reached the client's kernel?"""
+        if self.reader is not None:
+            try:
+                raw = self.reader.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            except (OSError, ValueError):
+                return True  # closed: nothing more to wait for
+            if len(raw) >= 136:
+                return struct.unpack_from("Q", raw, 128)[0] >= sent  # tcpi_bytes_received (Linux 4.1+)
+        try:
+            return struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0] == 0
+        except OSError:
+            return True
 
     def unread_bytes(self, conn: socket.socket) -> int:
         """Bytes the client has received but not read yet; 0 once it is gone. With `reader` (the
@@ -325,15 +358,15 @@ def _demo_accept():
 
 
 def _demo_connect():
-    with socket.socket() as s:
+    with closed_port() as port, socket.socket() as s:
         s.settimeout(2.0)
-        s.connect(("127.0.0.1", closed_port()))
+        s.connect(("127.0.0.1", port))
 
 
 def _demo_connect_ex():
-    with socket.socket() as s:
+    with closed_port() as port, socket.socket() as s:
         s.settimeout(2.0)
-        code = s.connect_ex(("127.0.0.1", closed_port()))
+        code = s.connect_ex(("127.0.0.1", port))
     return f"{code} ({errno.errorcode.get(code, '?')})"
 
 
@@ -345,16 +378,19 @@ def _demo_recv():
 
 def _demo_send():
     with tcp_pair() as (client, conn):
-        conn.close()
+        conn.close()  # FIN: the peer has closed
+        first = client.send(b"x")  # still succeeds: the bytes reach a closed socket, which answers RST
 
         def attempt():
             try:
-                client.send(b"x")  # the first send after the peer closed still succeeds; RST comes back
+                client.send(b"x")  # after the RST has come back: EPIPE
             except OSError as exc:
                 return exc
             return None
 
-        raise wait_for(attempt, 2.0, "send() kept succeeding 2 s after the peer closed", error=PeerError)
+        exc = wait_for(attempt, 10.0, "send() kept succeeding 10 s after the peer closed", error=PeerError)
+        exc.add_note(f"the first send after the peer's close returned {first}")
+        raise exc
 
 
 def _demo_sendall():
@@ -462,7 +498,7 @@ METHODS: tuple[Method, ...] = (
     Method(
         "connect_ex", "s.connect_ex(address)",
         "connect() that returns the error number instead of raising",
-        "0, or an errno: ECONNREFUSED (111); EAGAIN (11) when the socket's timeout ran out", "only errors outside connect itself (a bad address raises)",
+        "0, or an errno (Linux's numbers): ECONNREFUSED (111); EAGAIN (11) when the socket's timeout ran out", "only errors outside connect itself (a bad address raises)",
         "", "", "connect_ex to a closed port", _demo_connect_ex),
     Method(
         "recv", "s.recv(bufsize)",
@@ -474,10 +510,11 @@ METHODS: tuple[Method, ...] = (
     Method(
         "send", "s.send(data)",
         "copies as much of data as fits into the kernel's send buffer",
-        "the number of bytes taken, possibly fewer than len(data)", "BrokenPipeError (EPIPE) or ConnectionResetError once the peer has closed",
+        "the number of bytes taken, possibly fewer than len(data) (a socket with a timeout or non-blocking; a blocking socket waits until all is taken)",
+        "the first send after the peer's close succeeds (its bytes reach a closed socket, which answers RST); after that RST: BrokenPipeError (EPIPE) if the peer had closed (FIN first), ConnectionResetError (ECONNRESET) if it reset the connection (e.g. it closed with unread data). An exception, not a signal: Python ignores SIGPIPE",
         "将string中的数据发送到连接的套接字",
         "send takes bytes, not str: encode() text first",
-        "send after the peer closed", _demo_send),
+        "send twice after the peer closed", _demo_send),
     Method(
         "sendall", "s.sendall(data)",
         "calls send until every byte is taken",
@@ -500,7 +537,7 @@ METHODS: tuple[Method, ...] = (
     Method(
         "close", "s.close()",
         "releases the descriptor; the connection ends (FIN) when no descriptor and no makefile() file refer to it any more",
-        "None", "never (twice is fine); afterwards every method raises OSError EBADF",
+        "None", "never (twice is fine); afterwards methods that need the descriptor raise OSError EBADF (gettimeout(), getblocking() and fileno(), which returns -1, do not)",
         "关闭套接字",
         "close() releases this socket object's descriptor; to end a direction of the connection at once, also while makefile() files are open, call shutdown()",
         "close twice, then getsockname()", _demo_close),
@@ -577,7 +614,8 @@ def provoke(name: str) -> Outcome:
     except Exception as exc:
         code = getattr(exc, "errno", None)
         return Outcome(m.name, m.situation, raised=type(exc).__name__,
-                       errno_name=errno.errorcode.get(code, "") if code else "", message=str(exc))
+                       errno_name=errno.errorcode.get(code, "") if code else "",
+                       message="; ".join([str(exc), *getattr(exc, "__notes__", [])]))
     return Outcome(m.name, m.situation, returned=value)
 
 
@@ -713,45 +751,88 @@ def check_describe_socket(fn: Callable, cases: Sequence[str] = ("fresh-tcp", "bo
 
 @contextmanager
 def _probe_target(case: str) -> Iterator[tuple[Address, str]]:
-    """(address to probe, the right answer) for a probe case."""
+    """(address to probe, the right answer) for a probe case; what it needs stays open for the block."""
     if case in ("open", "ipv6-open"):
         with listening_socket("::1" if case == "ipv6-open" else "127.0.0.1") as s:
             yield s.getsockname()[:2], "open"
     elif case in ("refused", "ipv6-refused"):
         host = "::1" if case == "ipv6-refused" else "127.0.0.1"
-        yield (host, closed_port(host)), "refused"
+        with closed_port(host) as port:
+            yield (host, port), "refused"
     elif case == "timeout":
         with FullBacklogListener() as full:
             yield full.address, "timeout"
+    elif case == "other-error":
+        with closed_port() as port:
+            address = (UNREACHABLE_HOST, port)
+            right = probe(address, PROBE_TIMEOUT)
+            if right in ("open", "refused", "timeout"):
+                raise SetupError(f"a TCP connect to {format_address(address)} gave {right!r} on this machine, not an "
+                                 f"error such as ENETUNREACH: this kernel has no broadcast route for {UNREACHABLE_HOST}")
+            yield address, right
     else:
         raise KeyError(f"no probe case {case!r}; cases are {', '.join(PROBE_CASES)}")
 
 
-PROBE_CASES = ("open", "refused", "timeout", "ipv6-open", "ipv6-refused")
+PROBE_CASES = ("open", "refused", "timeout", "ipv6-open", "ipv6-refused", "other-error")
 PROBE_TIMEOUT = 0.3  # seconds the checks give probe() for the handshake
-PROBE_DEADLINE = 2.0  # seconds before a probe() that ignores its timeout is called hanging
+# Seconds before a probe() that ignores its timeout is called hanging: far above PROBE_TIMEOUT, so that a
+# loaded machine only makes a right probe slower; far below the ~127 s of the kernel's own SYN retries.
+PROBE_DEADLINE = 10.0
+# The default timeout check_probe(leaks=True) sets before each call: a value no probe sets by chance, so
+# any call of socket.setdefaulttimeout() in probe is seen; below PROBE_DEADLINE, so that a probe that
+# forgot settimeout (it inherits this default) still returns there: that check judges leaks only.
+DISTINCT_DEFAULT_TIMEOUT = 1.2345
 
 _PROBE_HINTS = {
     "open": "connect_ex returns 0 when the handshake completes",
     "refused": "connect_ex returns errno.ECONNREFUSED when nobody listens",
     "timeout": "the listener never answers; with settimeout(timeout), connect_ex returns errno.EAGAIN when the time is up",
+    "other-error": "for any other error number, return its name, errno.errorcode[code]",
 }
 
 
+@contextmanager
+def _default_timeout(value: float | None) -> Iterator[None]:
+    """socket.setdefaulttimeout(value) for the block, then back to what it was."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(value)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
 def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks: bool = False) -> None:
-    """Probe the address of each case with the learner's function and compare with the right
-    answer; it must return, not raise, within PROBE_DEADLINE. With `leaks`, each call must also
-    leave no socket open and socket.getdefaulttimeout() unchanged."""
+    """Probe the address of each case with the learner's function.
+
+    Without `leaks`: it must return the right answer, not raise, within PROBE_DEADLINE; the default
+    timeout is None during each call, whatever earlier cells set. With `leaks`: each call must leave
+    no socket open and socket.getdefaulttimeout() as it was: the check sets a distinctive default
+    (DISTINCT_DEFAULT_TIMEOUT) before each call, so that any change is seen, and puts the old one back
+    after; what probe returns (or raises) is not judged there.
+    """
     seen = []
     try:
         for case in cases:
             with _probe_target(case) as (address, right):
                 call = f"probe({address!r}, timeout={PROBE_TIMEOUT})"
-                default_before = socket.getdefaulttimeout()
-                with ExitStack() as stack:
+                with _default_timeout(DISTINCT_DEFAULT_TIMEOUT if leaks else None):
                     if leaks:
-                        stack.enter_context(closes_its_sockets(call))
-                        stack.enter_context(no_leaked_sockets(call))
+                        with closes_its_sockets(call):
+                            try:
+                                got = _call_probe(fn, address)
+                            except (NotImplementedError, YourCodeError):
+                                raise
+                            except Exception as exc:  # not judged here: only what it leaves behind
+                                got = {"raised": type(exc).__name__}
+                        seen.append({"case": case, "returned": got})
+                        if (changed := socket.getdefaulttimeout()) != DISTINCT_DEFAULT_TIMEOUT:
+                            raise YourCodeError(
+                                f"{call} changed socket.getdefaulttimeout() from {DISTINCT_DEFAULT_TIMEOUT!r} to {changed!r}; "
+                                f"set the timeout on your own socket with s.settimeout(timeout), not socket.setdefaulttimeout()"
+                            )
+                        continue
                     try:
                         got = _call_probe(fn, address)
                     except (NotImplementedError, YourCodeError):
@@ -762,44 +843,47 @@ def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks:
                             f"{call} raised {type(exc).__name__}: {exc}; probe must return {right!r} instead of "
                             f"raising: use connect_ex, which returns the error number"
                         ) from exc
-                    seen.append({"case": case, "returned": got})
-                    if got != right:
-                        hint = _PROBE_HINTS[case.removeprefix("ipv6-")]
-                        if case.startswith("ipv6"):
-                            hint += "; an IPv6 address such as '::1' needs an AF_INET6 socket"
-                        raise YourCodeError(f"{call} returned {got!r}, expected {right!r}; {hint}")
-                if leaks and (changed := socket.getdefaulttimeout()) != default_before:
-                    socket.setdefaulttimeout(default_before)
-                    raise YourCodeError(
-                        f"{call} changed socket.getdefaulttimeout() to {changed!r}; "
-                        f"set the timeout on your own socket with s.settimeout(timeout)"
-                    )
+                seen.append({"case": case, "returned": got})
+                if got != right:
+                    hint = _PROBE_HINTS[case.removeprefix("ipv6-")]
+                    if case.startswith("ipv6") and isinstance(got, str) and got not in ("open", "refused", "timeout"):
+                        hint += "; an IPv6 address such as '::1' needs an AF_INET6 socket"
+                    raise YourCodeError(f"{call} returned {got!r}, expected {right!r}; {hint}")
     finally:
         record_evidence("probe", cases=seen, leaks_checked=leaks)
 
 
 @contextmanager
-def closes_its_sockets(what: str, grace: float = 1.0) -> Iterator[None]:
+def closes_its_sockets(what: str) -> Iterator[None]:
     """Fail if the block leaves a socket unclosed: one still open as a descriptor of this process
     (even one the kernel lists nowhere, like a socket whose connect failed), or one that Python had
-    to close itself when it was garbage-collected (it warns "unclosed <socket...>" then)."""
+    to close itself when it was garbage-collected (it warns "unclosed <socket...>" then).
+
+    Only this process's descriptors are compared, before and after. Garbage is collected before
+    the block (so that sockets other code left to the collector are not blamed on it) and after it
+    (so that what is still open then is held by a live reference): no grace period, and a loaded
+    machine cannot change the verdict.
+    """
+    gc.collect()
     before = kernel.socket_inodes_of_this_process()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         yield
+        gc.collect()
     unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
     if unclosed:
         raise YourCodeError(
             f"{what} did not close its socket (Python closed it when it was garbage-collected: {unclosed[0]}); "
             f"close it, for example with `with socket.socket(...) as s:`"
         )
-    deadline = Deadline(grace)
-    while (new := kernel.socket_inodes_of_this_process() - before) and not deadline.expired():
-        time.sleep(0.01)
+    new = kernel.socket_inodes_of_this_process() - before
     if new:
+        listed = {e.inode: e for e in kernel.all_sockets() if e.inode in new}
+        described = [f"{e.proto} {e.local[0]}:{e.local[1]} -> {e.remote[0]}:{e.remote[1]} {e.state}" if (e := listed.get(i))
+                     else "a socket that is neither bound nor connected" for i in sorted(new)]
         raise YourCodeError(
-            f"{what} left {len(new)} socket descriptor(s) open; close every socket it creates, also when "
-            f"connect_ex fails, for example with `with socket.socket(...) as s:`"
+            f"{what} left {len(new)} socket(s) open ({', '.join(described[:3])}); close every socket it creates, "
+            f"also when connect_ex fails, for example with `with socket.socket(...) as s:`"
         )
 
 
@@ -810,18 +894,27 @@ def _call_probe(fn: Callable, address: Address):
     except YourCodeError as exc:
         if "did not return within" in str(exc):
             raise YourCodeError(
-                f"{call} did not return within {PROBE_DEADLINE} s; call s.settimeout(timeout) before connect_ex"
+                f"{call} did not return within {PROBE_DEADLINE:g} s; call s.settimeout(timeout) before connect_ex"
             ) from None
         raise
 
 
 READ_LINES_CASES = {
-    # name: (payload the server sends, chunk sizes)
+    # name: (payload the server sends, chunk sizes). Each rule of the exercise has its edge in the
+    # cases of one graded cell only: empty lines and a last line without '\n' in the 1-byte cases;
+    # split characters, spaces at the ends and '\r' in the UTF-8 cases (which end with '\n').
     "whole": (b"one\ntwo\nthree\n", (64,)),
     "one-byte-chunks": (b"alpha\nbeta\n\ngamma delta\nno newline at the end", (1,)),
-    "utf8-split": (DEFAULT_LINES, (1, 2)),
-    "odd-chunks": ("第一行\nsecond line\n  keep my spaces  \n最后一行".encode(), (3, 5, 7)),
+    "one-byte-empty-last": (b"x\n\ny\n\n", (1,)),
+    "utf8-split": ("你好，世界\n  two spaces each side  \n再见\n".encode(), (1, 2)),
+    "odd-chunks": ("第一行\nsecond line\n  keep my spaces  \n最后一行\n".encode(), (3, 5, 7)),
+    "carriage-returns": ("dos line\r\na lone \r inside\n中文\r\n".encode(), (2, 3)),
 }
+# The cases where the check also wants the file object closed: once read_lines has returned and the
+# caller closes the socket, its descriptor must be released (it is not while a makefile() file is open).
+FILE_CLOSED_CASES = ("whole",)
+READ_TIMEOUT = 10.0  # the timeout of the socket read_lines gets (each recv); only a stuck read meets it
+READ_DEADLINE = 30.0  # seconds read_lines may take in all
 
 
 def check_read_lines(fn: Callable, case: str = "whole") -> None:
@@ -834,16 +927,25 @@ def check_read_lines(fn: Callable, case: str = "whole") -> None:
     got = None
     try:
         with socket.socket() as sock, LineServer(payload=payload, chunks=chunks, reader=sock) as server:
-            sock.settimeout(2.0)
+            sock.settimeout(READ_TIMEOUT)
             sock.connect(server.address)
             call = f"read_lines(<socket connected to {server.where}>)"
             try:
-                got = call_with_deadline(fn, sock, timeout=4.0, name="read_lines")
+                got = call_with_deadline(fn, sock, timeout=READ_DEADLINE, name="read_lines")
             except (NotImplementedError, YourCodeError):
                 raise
             except Exception as exc:
                 got = {"raised": type(exc).__name__}
                 raise YourCodeError(f"{call} raised {type(exc).__name__}: {exc}; {_read_lines_hint(exc)}") from exc
+            if case in FILE_CLOSED_CASES:
+                gc.collect()  # a file nobody refers to any more is closed now, whenever its last reference went
+                fd = sock.fileno()
+                sock.close()  # as the caller does
+                if sock.fileno() != -1:
+                    raise YourCodeError(
+                        f"after {call} returned, the caller closed the socket but its descriptor {fd} stayed open: "
+                        f"a file object from sock.makefile() is still open; close it, e.g. `with sock.makefile(...) as f:`"
+                    )
         expect_type(got, list, call)
         if got and not all(isinstance(x, str) for x in got):
             bad = next(x for x in got if not isinstance(x, str))
@@ -866,7 +968,15 @@ def _read_lines_hint(exc: Exception) -> str:
 def _read_lines_difference(call: str, got: list, expected: list, n_chunks: int) -> str:
     for i, (g, e) in enumerate(zip(got, expected)):
         if g != e:
-            if g.rstrip("\r\n") == e:
+            if "\r" in e and "\r" not in g:
+                return (f"{call} returned line {i} as {g!r}, expected {e!r}; keep every '\\r': only '\\n' ends a line. "
+                        f"makefile's text mode turns '\\r\\n' and a lone '\\r' into '\\n' unless you pass newline='\\n'")
+            if e == "" and g == (expected[i + 1] if i + 1 < len(expected) else None):
+                return f"{call} returned line {i} as {g!r}, expected an empty line ''; keep empty lines: b'\\n' gives ''"
+            if i == len(expected) - 1 and e.startswith(g) and len(e) == len(g) + 1:
+                return (f"{call} returned the last line as {g!r}, expected {e!r}; a last line without '\\n' keeps all its "
+                        f"characters: remove only a '\\n' that is there (line.removesuffix('\\n'))")
+            if g.removesuffix("\n") == e:
                 return f"{call} returned line {i} as {g!r}, expected {e!r}; remove the '\\n' that ends each line"
             if g.strip() == e.strip():
                 return f"{call} returned line {i} as {g!r}, expected {e!r}; remove only the '\\n', not other whitespace"

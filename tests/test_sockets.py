@@ -82,21 +82,28 @@ def test_probe_three_answers_and_no_leak():
     with sockets.listening_socket() as listener, FullBacklogListener() as full:
         with no_leaked_sockets("probe"):
             assert probe(listener.getsockname(), 1.0) == "open"
-            assert probe(("127.0.0.1", closed_port()), 1.0) == "refused"
+            with closed_port() as port:
+                assert probe(("127.0.0.1", port), 1.0) == "refused"
             assert probe(full.address, 0.2) == "timeout"
+            with closed_port() as port:
+                assert probe((sockets.UNREACHABLE_HOST, port), 1.0) == "ENETUNREACH"  # Linux: no TCP to a broadcast address
 
 
 def test_probe_over_ipv6():
     with sockets.listening_socket("::1") as listener:
         assert probe(listener.getsockname()[:2], 1.0) == "open"
-    assert probe(("::1", closed_port("::1")), 1.0) == "refused"
+    with closed_port("::1") as port:
+        assert probe(("::1", port), 1.0) == "refused"
 
 
-def test_closed_port_refuses_connect():
-    with socket.socket() as s:
+def test_closed_port_refuses_connect_and_is_held_until_the_end_of_the_block():
+    with closed_port() as port, socket.socket() as s:
         s.settimeout(2.0)
         with pytest.raises(ConnectionRefusedError):
-            s.connect(("127.0.0.1", closed_port()))
+            s.connect(("127.0.0.1", port))
+        with socket.socket() as other, pytest.raises(OSError) as exc:
+            other.bind(("127.0.0.1", port))  # nobody can take it meanwhile: no free-port race
+        assert exc.value.errno == errno.EADDRINUSE
 
 
 def test_full_backlog_listener_makes_connect_time_out_not_refused():
@@ -155,6 +162,21 @@ def test_line_server_delivers_one_chunk_per_read(reader):
     with LineServer(chunks=(1, 2, 3)) as server:
         reads = raw_reads(server, reader)
     assert reads == chunked(sockets.DEFAULT_LINES, (1, 2, 3))
+
+
+def test_line_server_waits_for_a_slow_reader_whatever_the_delay():
+    """A reader that starts late (a loaded machine) still gets one chunk per read: the server waits
+    until each chunk has arrived and been read, not for a fixed time."""
+    with socket.socket() as s, LineServer(payload=b"abcdef", chunks=(1,), reader=s) as server:
+        s.settimeout(5.0)
+        s.connect(server.address)
+        wait_for(lambda: server.events_of("send"), 2.0, "the server sent nothing")
+        import time
+        time.sleep(0.3)  # the reader is late; nothing to synchronise with: the server must simply wait
+        reads = []
+        while data := s.recv(4096):
+            reads.append(data)
+    assert reads == [b"a", b"b", b"c", b"d", b"e", b"f"]
 
 
 def test_line_server_records_what_it_sent_and_its_eof():
@@ -269,7 +291,7 @@ def test_checks_pass_the_references_and_record_plain_evidence():
     text = repr(recorded)
     assert "'port'" in text and "40312" not in text
     probe_evidence = [e for e in recorded if e["check"] == "probe"][0]
-    assert [c["returned"] for c in probe_evidence["cases"]] == ["open", "refused", "timeout", "open", "refused"]
+    assert [c["returned"] for c in probe_evidence["cases"]] == ["open", "refused", "timeout", "open", "refused", "ENETUNREACH"]
 
 
 def test_evidence_is_the_same_on_two_runs():
@@ -387,17 +409,53 @@ def test_probe_check_catches_a_socket_left_to_the_garbage_collector():
 
 
 def test_probe_check_catches_ignoring_the_timeout():
-    with pytest.raises(YourCodeError, match=r"did not return within 2.0 s; call s.settimeout\(timeout\) before connect_ex"):
+    with pytest.raises(YourCodeError, match=r"did not return within 10 s; call s.settimeout\(timeout\) before connect_ex"):
         sockets.check_probe(probe_without_timeout, ("timeout",))
+    # the leaks check judges leaks only: with its default timeout the same probe returns, leaving nothing open
+    sockets.check_probe(probe_without_timeout, ("open", "refused", "timeout"), leaks=True)
 
 
 def test_probe_check_catches_changing_the_default_timeout():
     try:
-        with pytest.raises(YourCodeError, match=r"changed socket.getdefaulttimeout\(\) to 0.3"):
+        with pytest.raises(YourCodeError, match=r"changed socket.getdefaulttimeout\(\) from 1.2345 to 0.3"):
             sockets.check_probe(probe_with_default_timeout, ("open",), leaks=True)
         assert socket.getdefaulttimeout() is None  # the check put it back
+        # earlier cells already set the default to what this probe sets: still seen
+        socket.setdefaulttimeout(0.3)
+        sockets.check_probe(probe_with_default_timeout, ("open",))  # answers are right
+        with pytest.raises(YourCodeError, match=r"changed socket.getdefaulttimeout\(\) from 1.2345 to 0.3"):
+            sockets.check_probe(probe_with_default_timeout, ("open",), leaks=True)
+        assert socket.getdefaulttimeout() == 0.3
     finally:
         socket.setdefaulttimeout(None)
+
+
+def test_probe_check_pins_the_default_timeout_when_judging_answers():
+    """A default timeout set by an earlier cell does not rescue a probe without settimeout."""
+    try:
+        socket.setdefaulttimeout(0.3)
+        with pytest.raises(YourCodeError, match=r"did not return within 10 s"):
+            sockets.check_probe(probe_without_timeout, ("timeout",))
+        assert socket.getdefaulttimeout() == 0.3
+    finally:
+        socket.setdefaulttimeout(None)
+
+
+def test_probe_check_leaks_mode_does_not_judge_answers():
+    sockets.check_probe(probe_with_connect, ("open", "refused"), leaks=True)  # raises, but leaves nothing open
+    with pytest.raises(YourCodeError, match=r"raised ConnectionRefusedError"):
+        sockets.check_probe(probe_with_connect, ("refused",))
+
+
+def probe_other_errors_as_timeout(address, timeout=1.0):
+    answer = probe(address, timeout)
+    return answer if answer in ("open", "refused") else "timeout"
+
+
+def test_probe_check_wants_the_errno_name_of_another_error():
+    sockets.check_probe(probe_other_errors_as_timeout, ("open", "refused", "timeout"))
+    with pytest.raises(YourCodeError, match=r"returned 'timeout', expected 'ENETUNREACH'; for any other error number, return its name"):
+        sockets.check_probe(probe_other_errors_as_timeout, ("other-error",))
 
 
 def test_probe_check_on_ipv6_says_af_inet6():
@@ -456,6 +514,45 @@ def test_read_lines_check_catches_decoding_each_piece():
     sockets.check_read_lines(read_lines_decoding_each_recv, "one-byte-chunks")
     with pytest.raises(YourCodeError, match=r"raised UnicodeDecodeError: .*; a character's UTF-8 bytes were split"):
         sockets.check_read_lines(read_lines_decoding_each_recv, "utf8-split")
+
+
+def read_lines_universal_newlines(sock):
+    with sock.makefile("r", encoding="utf-8") as f:  # newline=None: '\r\n' and '\r' become '\n'
+        return [line.removesuffix("\n") for line in f]
+
+
+kept_files = []
+
+
+def read_lines_keeping_the_file(sock):
+    f = sock.makefile("r", encoding="utf-8", newline="\n")
+    kept_files.append(f)  # one reader per socket, kept for later: never closed
+    return [line.removesuffix("\n") for line in f]
+
+
+def test_read_lines_check_keeps_carriage_returns():
+    for case in ("whole", "one-byte-chunks", "utf8-split", "odd-chunks"):
+        sockets.check_read_lines(read_lines_universal_newlines, case)
+    with pytest.raises(YourCodeError, match=r"returned line 0 as 'dos line', expected 'dos line\\r'; keep every '\\r'.*newline='\\n'"):
+        sockets.check_read_lines(read_lines_universal_newlines, "carriage-returns")
+
+
+def test_read_lines_check_wants_the_file_closed():
+    try:
+        sockets.check_read_lines(read_lines_keeping_the_file, "one-byte-chunks")
+        with pytest.raises(YourCodeError, match=r"the caller closed the socket but its descriptor \d+ stayed open: a file object from sock.makefile\(\) is still open"):
+            sockets.check_read_lines(read_lines_keeping_the_file, "whole")
+    finally:
+        while kept_files:
+            kept_files.pop().close()
+
+
+def read_lines_not_closing_a_garbage_file(sock):
+    return [line.removesuffix("\n") for line in sock.makefile("r", encoding="utf-8", newline="\n")]
+
+
+def test_read_lines_check_file_left_to_the_garbage_collector_is_closed():
+    sockets.check_read_lines(read_lines_not_closing_a_garbage_file, "whole")  # nothing refers to it: closed on return
 
 
 def test_read_lines_check_catches_strip_and_split():

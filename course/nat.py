@@ -501,6 +501,16 @@ def check_table_in_relay(table_class: Callable, timeout: float = 5.0) -> None:
     """Hidden: real datagrams from 127.0.0.2 and 127.0.0.3 cross a NatRelay that uses the learner's
     table; the server sees only the relay; replies reach the right host; strangers are dropped."""
     seen: dict = {}
+    # Evidence names the public ports by order of first use (port A, port B), not by their place in
+    # the pool: which free port a new flow takes is the rule the table checks test; here it is only
+    # whether each host keeps one port of its own.
+    labels: dict[str, str] = {}
+
+    def label(role: str) -> str:
+        if not role.startswith("public port #"):
+            return role
+        return labels.setdefault(role, f"port {'ABCDEFGH'[len(labels)]}")
+
     try:
         with WhoAmIServer() as server, NatRelay(server.address, table_class=table_class, pool=3) as relay, \
                 Host("127.0.0.2") as a, Host("127.0.0.3") as b, Host("127.0.0.4") as stranger:
@@ -519,7 +529,7 @@ def check_table_in_relay(table_class: Callable, timeout: float = 5.0) -> None:
                 if not data.startswith(want):
                     raise YourCodeError(f"{format_address(host.address)} got {data!r} back; expected the reply to its own "
                                         f"{msg!r}: inbound() sent another host's reply to it")
-                seen.setdefault(host.address[0], []).append(relay.role_of(data[len(want):].decode()))
+                seen.setdefault(host.address[0], []).append(label(relay.role_of(data[len(want):].decode())))
             sources = [relay.role_of(s) for s in server.sources()]
             not_relay = [s for s in sources if not s.startswith("public port #")]
             if not_relay:
@@ -563,7 +573,7 @@ def check_table_in_relay(table_class: Callable, timeout: float = 5.0) -> None:
             if leaked:
                 raise YourCodeError(f"unsolicited datagrams from 127.0.0.4 reached {leaked}; inbound() must return None "
                                     f"for a remote the private host never sent to")
-            seen["server_sources"] = sources
+            seen["server_sources"] = [label(r) for r in sources]
             seen["unsolicited_dropped"] = len(relay.dropped) - before
     finally:
         record_evidence("nat_table_in_relay", **seen)

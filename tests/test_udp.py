@@ -2,7 +2,6 @@
 notebook 03 (a correct learner solution passes with deterministic evidence; classic bugs fail
 with the message that names them)."""
 import json
-import random
 import socket
 import threading
 import time
@@ -20,6 +19,7 @@ from course.udp import (
     HIDDEN_CHAT_CASES,
     HIDDEN_REQUEST_CASES,
     HIDDEN_SERVER_CASES,
+    MALFORMED_SERVER_CASES,
     LearnerThread,
     LossyUdpServer,
     UdpChatPeer,
@@ -29,13 +29,16 @@ from course.udp import (
     check_request_sum,
     check_sum_server,
     drops,
+    nobody_listening,
     parse_reply,
     recv_truncated,
     sum_reply,
     sum_request,
-    unused_udp_port,
 )
-import test_03_wrong as notebook_03
+from autograder.samples.cases import load_cases, strip_solution_markers
+from registry_cases import case_replace, solution_cell_source
+
+CASES = {c.name: c for c in load_cases(assignment="03-udp")}
 
 
 def stray_learner_threads(before):
@@ -56,8 +59,8 @@ def udp_socket(host="127.0.0.1", timeout=2.0):
 
 
 # ----------------------------------------------------------------------------------------------
-# A correct learner solution, and the classic wrong ones. The wrong ones that tests/test_03_wrong.py
-# also puts in the notebook are its sources, run here as the notebook would.
+# A correct learner solution (the notebook's own), and the classic wrong ones: the registry's cases
+# (autograder/samples/03-udp/), run here as the notebook would run them.
 # ----------------------------------------------------------------------------------------------
 def learned(source: str, name: str, called: str):
     """What a solution cell's `source` defines as `name`, run in a namespace like the notebook's,
@@ -68,28 +71,24 @@ def learned(source: str, name: str, called: str):
     return namespace[name]
 
 
-def request_sum(server, a, b, *, timeout=0.3, attempts=3):
-    request_id = random.randrange(1 << 31)
-    request = json.dumps({"id": request_id, "A": a, "B": b}).encode("utf-8")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        for _ in range(attempts):
-            sock.sendto(request, server)
-            try:
-                while True:
-                    data, sender = sock.recvfrom(65535)
-                    reply = parse_reply(data)
-                    if sender == tuple(server) and reply and reply.get("id") == request_id:
-                        return reply["Sum"]
-            except TimeoutError:
-                continue
-    raise TimeoutError("no reply")
+def solution(cell: str, name: str):
+    """`name` as the instructor notebook's solution cell `cell` defines it."""
+    return learned(strip_solution_markers(solution_cell_source("03-udp", cell)), name, name)
 
 
-request_once = learned(notebook_03.ONE_RECVFROM_WITHOUT_RETRY, "request_sum", "request_once")
-request_without_timeout = learned(notebook_03.NO_TIMEOUT, "request_sum", "request_without_timeout")
-request_forever = learned(notebook_03.RETRY_FOREVER, "request_sum", "request_forever")
-request_first_reply = learned(notebook_03.TAKES_ANY_REPLY, "request_sum", "request_first_reply")
+def registry(case: str, name: str, called: str):
+    """`name` as the registry case `case` (a wrong implementation of one cell) defines it."""
+    c = CASES[case]
+    return learned(case_replace(c)[c.cell], name, called)
+
+
+request_sum = solution("request_sum", "request_sum")
+request_once = registry("one-recvfrom-without-retry", "request_sum", "request_once")
+request_without_timeout = registry("no-timeout", "request_sum", "request_without_timeout")
+request_forever = registry("retry-loop-never-gives-up", "request_sum", "request_forever")
+request_first_reply = registry("takes-any-reply", "request_sum", "request_first_reply")
+request_restarting_wait = registry("restarts-timeout-on-stray", "request_sum", "request_restarting_wait")
+request_from_new_sockets = registry("new-socket-per-attempt", "request_sum", "request_from_new_sockets")
 
 
 KEPT = []  # a learner "caching" sockets: never closed, still referenced, so never collected
@@ -108,17 +107,12 @@ def request_leaking(server, a, b, *, timeout=0.3, attempts=3):
     raise TimeoutError("no reply")
 
 
-def serve_sums(sock, n, timeout=2.0):
-    with sock:
-        sock.settimeout(timeout)
-        for _ in range(n):
-            data, client = sock.recvfrom(65535)
-            sock.sendto(sum_reply(data), client)
-
-
-serve_first_client = learned(notebook_03.REPLIES_TO_THE_FIRST_CLIENT, "serve_sums", "serve_first_client")
-serve_without_encode = learned(notebook_03.FORGETS_TO_ENCODE, "serve_sums", "serve_without_encode")
-serve_forever = learned(notebook_03.SERVES_FOREVER, "serve_sums", "serve_forever")
+serve_sums = solution("serve_sums", "serve_sums")
+serve_first_client = registry("replies-to-the-first-client", "serve_sums", "serve_first_client")
+serve_without_encode = registry("forgets-to-encode", "serve_sums", "serve_without_encode")
+serve_forever = registry("serves-forever-never-closes", "serve_sums", "serve_forever")
+serve_dying_on_arrays = registry("dies-on-a-json-array", "serve_sums", "serve_dying_on_arrays")
+serve_accepting_floats = registry("accepts-floats", "serve_sums", "serve_accepting_floats")
 
 
 def serve_without_close(sock, n, timeout=2.0):
@@ -136,9 +130,8 @@ def serve_from_new_socket(sock, n, timeout=2.0):
             out.sendto(sum_reply(data), client)
 
 
-# test_03_wrong's ChatPeer template, filled in right: UTF-8 both ways.
-ChatPeer = learned(notebook_03.CHAT_PEER.format(send='text.encode("utf-8")', text='data.decode("utf-8")'), "ChatPeer", "ChatPeer")
-ChatPeerWithoutDecode = learned(notebook_03.FORGETS_TO_DECODE, "ChatPeer", "ChatPeerWithoutDecode")
+ChatPeer = solution("ChatPeer", "ChatPeer")
+ChatPeerWithoutDecode = registry("forgets-to-decode", "ChatPeer", "ChatPeerWithoutDecode")
 
 
 class ChatPeerWithoutTimeout(ChatPeer):
@@ -284,19 +277,40 @@ def test_chat_peer_refuses_to_say_anything_outside_loopback():
         assert not bot.events_of("send")
 
 
-def test_unused_port_gets_no_answer_and_a_connected_socket_is_refused():
-    nobody = ("127.0.0.1", unused_udp_port())
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        assert s.sendto(b"?", nobody) == 1
-        s.settimeout(0.1)
-        with pytest.raises(TimeoutError):
-            s.recvfrom(10)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(nobody)
-        s.send(b"?")
-        s.settimeout(1.0)
+def test_nobody_listening_gets_no_answer_and_a_connected_socket_is_refused():
+    with nobody_listening() as nobody:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            assert s.sendto(b"?", nobody) == 1
+            s.settimeout(0.1)
+            with pytest.raises(TimeoutError):
+                s.recvfrom(10)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(nobody)
+            s.send(b"?")
+            s.settimeout(1.0)
+            with pytest.raises(ConnectionRefusedError):
+                s.recv(10)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            with pytest.raises(OSError):  # the port is held: nobody else can take it meanwhile
+                other.bind(nobody)
+
+
+def test_an_unconnected_socket_hears_the_refusal_only_with_ip_recverr():
+    with nobody_listening() as nobody, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11), 1)
+        s.sendto(b"?", nobody)
+        s.settimeout(2.0)
         with pytest.raises(ConnectionRefusedError):
-            s.recv(10)
+            s.recvfrom(10)
+
+
+def test_chattering_server_sends_strays_from_the_decoy_until_it_stops():
+    with LossyUdpServer(drop="all", chatter=0.01) as server, udp_socket() as client:
+        client.sendto(sum_request(1, 2, id=7), server.address)
+        got = [client.recvfrom(1024) for _ in range(3)]
+        wait_for(lambda: server.chattered >= 3, 2.0, "the server chattered less than it said")
+    assert {(data, sender[0]) for data, sender in got} == {(b'{"id": "stray", "Sum": 0}', "127.0.0.3")}
+    assert server.dropped == [0]
 
 
 def test_recv_truncated_reports_the_cut_and_the_rest_is_lost():
@@ -369,6 +383,7 @@ def test_correct_request_sum_passes_every_case_with_the_same_evidence_twice():
     assert cases["drop first 2 of 3"] == {"case": "drop first 2 of 3", "a": 123456789, "b": 987654321, "answered_request": 3, "result": 1111111110}
     assert cases["seeded random drops"]["answered_request"] == 3 and cases["stray replies"]["answered_request"] == 1
     assert cases["drop all"]["raised"] == "TimeoutError" and cases["drop all"]["requests_seen"] == 3
+    assert cases["stray datagrams, none answered"] == {"case": "stray datagrams, none answered", "a": 3, "b": 4, "requests_seen": 3, "raised": "TimeoutError"}
     assert "port" not in json.dumps(first)
 
 
@@ -376,10 +391,12 @@ def test_correct_request_sum_passes_every_case_with_the_same_evidence_twice():
     "wrong, cases, message",
     [
         (request_once, ["drop first"], "raised TimeoutError after sending 1 request(s), but the server only dropped the 1st on purpose"),
-        (request_without_timeout, ["drop first"], "did not return within 1.90 s; it must give up with TimeoutError after 3 attempts"),
-        (request_forever, ["drop all"], "did not return within 1.45 s"),
+        (request_without_timeout, ["drop first"], "did not return within 2.90 s; it must give up with TimeoutError after 3 attempts"),
+        (request_forever, ["drop all"], "did not return within 2.45 s"),
         (request_first_reply, ["stray replies"], "returned 1042; expected 42"),
         (request_leaking, ["drop first"], "left 1 socket(s) open"),
+        (request_restarting_wait, ["stray datagrams, none answered"], "give each attempt one deadline (0.3 s in all"),
+        (request_from_new_sockets, ["drop first"], "sent its 2 requests from 2 different addresses"),
     ],
 )
 def test_classic_request_bugs_fail_with_their_message(wrong, cases, message):
@@ -431,6 +448,48 @@ def test_correct_server_passes_every_case_with_the_same_evidence_twice():
     _, cases = same_evidence_twice(check_sum_server, serve_sums, ["two clients", *HIDDEN_SERVER_CASES])
     assert ["127.0.0.3", '{"A": 7, "B": 4}', {"Sum": 11}] in cases["three clients"]["served"]
     assert cases["fewer datagrams than n"]["raised_timeout"] is True
+    assert ["127.0.0.2", "[1, 2]", "Error"] in cases["not an object"]["served"]
+    assert ["127.0.0.3", "\\xff\\xfe{}", "Error"] in cases["not UTF-8"]["served"]
+
+
+def test_every_malformed_kind_the_exercise_lists_has_a_case_followed_by_valid_requests():
+    for case in MALFORMED_SERVER_CASES:
+        _, plan, n, _ = udp_module.SERVER_CASES[case]
+        kinds = [parse_reply(sum_reply(p)) for _, p in plan]
+        assert n == len(plan) and "Error" in kinds[0] and "Sum" in kinds[-1] and "Sum" in kinds[-2], case
+    texts = [p for c in MALFORMED_SERVER_CASES for _, p in udp_module.SERVER_CASES[c][1]]
+    for kind in (b"[1, 2]", b"1.5", b'"7"', b"true", b"\xff", b"hello"):
+        assert any(kind in t for t in texts), kind
+
+
+def test_error_replies_with_or_without_the_id_are_both_accepted():
+    def errors_without_id(sock, n, timeout=2.0):
+        with sock:
+            sock.settimeout(timeout)
+            for _ in range(n):
+                data, client = sock.recvfrom(65535)
+                reply = json.loads(sum_reply(data))
+                if "Error" in reply:
+                    reply.pop("id", None)
+                sock.sendto(json.dumps(reply).encode(), client)
+
+    check_sum_server(errors_without_id, MALFORMED_SERVER_CASES)
+    check_sum_server(serve_sums, MALFORMED_SERVER_CASES)  # which keeps the id when it can
+
+
+def test_an_error_reply_with_another_id_is_refused():
+    def wrong_error_id(sock, n, timeout=2.0):
+        with sock:
+            sock.settimeout(timeout)
+            for _ in range(n):
+                data, client = sock.recvfrom(65535)
+                reply = json.loads(sum_reply(data))
+                if "Error" in reply:
+                    reply["id"] = "nonsense"
+                sock.sendto(json.dumps(reply).encode(), client)
+
+    with pytest.raises(YourCodeError, match="an error reply may also leave it out"):
+        check_sum_server(wrong_error_id, ["A or B missing"])
 
 
 @pytest.mark.parametrize(
@@ -445,6 +504,17 @@ def test_correct_server_passes_every_case_with_the_same_evidence_twice():
 )
 def test_classic_server_bugs_fail_with_their_message(wrong, message):
     assert_caught(check_sum_server, wrong, says=message)
+
+
+@pytest.mark.parametrize(
+    "wrong, case, message",
+    [
+        (serve_dying_on_arrays, "not an object", "raised AttributeError"),
+        (serve_accepting_floats, "not integers", "to the malformed request b'{\"id\": 71, \"A\": 1.5, \"B\": 2}' (A must be integers)"),
+    ],
+)
+def test_malformed_request_bugs_fail_with_their_message(wrong, case, message):
+    assert_caught(check_sum_server, wrong, [case], says=message)
 
 
 def test_wrong_address_message_names_the_client_that_got_too_much():
@@ -488,7 +558,7 @@ def test_server_that_ignores_malformed_requests_is_caught():
                 sock.sendto(json.dumps({"Sum": request["A"] + request["B"], "id": request.get("id")}).encode(), client)
 
     with pytest.raises(YourCodeError, match="raised JSONDecodeError"):
-        check_sum_server(crashes_on_bad_json, ["malformed requests"])
+        check_sum_server(crashes_on_bad_json, ["not JSON"])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ own thread and record what they saw in `events`. Each is also a CLI peer (`pytho
 - `TcpSumServer` ("tcp-sum") is seed 002's sum service made exact: one JSON request per line,
   `{"A": 7, "B": 4}` in, `{"Sum": 11}` out, as many as the client likes on one connection, and
   `{"Error": "..."}` for a line that is not a valid request (seed 002's Go server reads one fixed
-  256-byte buffer per request and ignores the Unmarshal error: it answers garbage with Sum 0);
+  256-byte buffer per request and ignores the Unmarshal error: it answers text that is not JSON
+  with Sum 0, and `{"A":"7","B":4}` with Sum 4, since Unmarshal fills the fields it can);
 - `SilentServer` ("tcp-silent") accepts and never answers: what a client's timeout is for;
 - `ReplyThenCloseServer` ("tcp-reply-close") reads one request line, answers in several writes and
   closes: "read until the server closes" (recv returns b"") is the only way to know the reply ended;
@@ -765,7 +766,7 @@ class _Checked:
 READ_UNTIL_CLOSE_HINT = "keep calling recv() until it returns b'' (the server closed), then decode everything at once"
 
 
-def _fetch_once(fetch: Callable, parts: list[bytes], request: str, timeout: float = 1.0) -> str:
+def _fetch_once(fetch: Callable, parts: list[bytes], request: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     with no_leaked_sockets("fetch", ignore_ports=()):
         with ReplyThenCloseServer(parts=parts) as server:
             call = f"fetch({server.where!r}, {request!r}, {timeout})"
@@ -823,8 +824,7 @@ def check_fetch_hard(fetch: Callable) -> None:
         with SilentServer() as server:
             outcome = _expect_raise(fetch, server.address, "hello?\n", 0.3, expected=TimeoutError,
                                     why="the server never answers; with sock.settimeout(timeout), recv raises TimeoutError")
-    with no_leaked_sockets("fetch, when nothing listens"):
-        address = _closed_port_address()
+    with _port_where_nothing_listens() as address, no_leaked_sockets("fetch, when nothing listens"):
         refused = _expect_raise(fetch, address, "hello?\n", 0.5, expected=ConnectionRefusedError,
                                 why="nothing listens there; let connect()'s ConnectionRefusedError propagate")
     record_evidence(
@@ -852,11 +852,15 @@ def _expect_raise(fetch: Callable, address: Address, request: str, timeout: floa
     raise YourCodeError(f"{call} returned {got!r}; it should raise {expected.__name__}: {why}")
 
 
-def _closed_port_address() -> Address:
-    """A loopback address where nothing listens: a port the kernel gave us, closed at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()
+@contextmanager
+def _port_where_nothing_listens():
+    """A loopback address where nothing listens, for as long as the block runs: a TCP socket bound
+    there (port 0: the kernel's choice) that never listens, so a connect() there is refused (RST).
+    Held without SO_REUSEADDR, the port cannot be taken by a listener of another test or process
+    meanwhile, as it could if the socket were closed first (a "free port" race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()
 
 
 # ----------------------------------------------------------------------------------------------

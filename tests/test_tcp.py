@@ -502,3 +502,26 @@ def test_state_of_agrees_with_the_proc_table():
         assert tcp_state(conn) == "CLOSE_WAIT"
     with socket.socket() as fresh:
         assert tcp.state_of(fresh) == "CLOSE"
+
+
+def test_port_where_nothing_listens_refuses_and_cannot_be_taken_meanwhile():
+    with tcp._port_where_nothing_listens() as address:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(address, timeout=2.0).close()
+        with socket.socket() as other:  # another test's listener cannot take the port while it is held
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError):
+                other.bind(address)
+
+
+@pytest.mark.parametrize("line", tcp.VALID_REQUESTS)
+def test_every_valid_request_is_summed(line):
+    request = json.loads(line)
+    assert tcp.sum_answer(line) == {"Sum": request["A"] + request["B"]}
+
+
+def test_every_malformed_kind_is_an_error_and_booleans_are_covered():
+    assert {b'{"A": true, "B": 1}', b'{"A": 7, "B": false}'} <= set(tcp.MALFORMED_REQUESTS)
+    for kind, lines in tcp.MALFORMED_BY_KIND.items():
+        for line in lines:
+            assert list(tcp.sum_answer(line)) == ["Error"], (kind, line)

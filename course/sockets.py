@@ -13,9 +13,9 @@ Unix "a connection is a file" with a file descriptor. This module is the course'
   real loopback sockets, so that the table a notebook shows (`methods_table()`) is measured, not
   copied. The errno names are Linux's (include/uapi/asm-generic/errno*.h).
 - Peers for the checks: `LineServer` (registered as "tcp-lines") sends known UTF-8 lines in odd
-  chunks, one chunk per read of the client; `closed_port()` is a port nobody listens on
-  (connect is refused); `FullBacklogListener` listens but never accepts, and its accept queue is
-  full, so that Linux drops new SYNs and a connect times out instead of being refused.
+  chunks, one chunk per read of the client; `with closed_port() as port:` holds a port nobody
+  listens on (connect is refused); `FullBacklogListener` listens but never accepts, and its accept
+  queue is full, so that Linux drops new SYNs and a connect times out instead of being refused.
 - `check_*`: the graded checks of notebook 02, built on `course.checks`.
 """
 from __future__ import annotations

@@ -2,6 +2,7 @@
 the checks' verdicts (pinned messages) on right and wrong learner functions."""
 import errno
 import socket
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -171,8 +172,7 @@ def test_line_server_waits_for_a_slow_reader_whatever_the_delay():
         s.settimeout(5.0)
         s.connect(server.address)
         wait_for(lambda: server.events_of("send"), 2.0, "the server sent nothing")
-        import time
-        time.sleep(0.3)  # the reader is late; nothing to synchronise with: the server must simply wait
+        time.sleep(1.5)  # not synchronisation: the reader is late on purpose (longer than the 1 s the server once waited)
         reads = []
         while data := s.recv(4096):
             reads.append(data)

@@ -703,6 +703,9 @@ def _describe_case(case: str) -> Iterator[socket.socket]:
         raise KeyError(f"no describe case {case!r}; cases are {', '.join(DESCRIBE_CASES)}")
 
 
+# Seconds describe_socket may take: it blocks on nothing, so only a stuck function meets this deadline.
+DESCRIBE_DEADLINE = 10.0
+
 DESCRIBE_CASES = ("fresh-tcp", "bound-udp", "listening-tcp", "connected-tcp-client", "accepted-tcp",
                   "connected-udp", "ipv6-tcp", "non-blocking", "with-timeout", "unix-socketpair")
 
@@ -726,7 +729,7 @@ def check_describe_socket(fn: Callable, cases: Sequence[str] = ("fresh-tcp", "bo
                 expected = describe_socket(sock)
                 call = f"describe_socket(<{case} socket>)"
                 try:
-                    got = call_with_deadline(fn, sock, name="describe_socket")
+                    got = call_with_deadline(fn, sock, timeout=DESCRIBE_DEADLINE, name="describe_socket")
                 except (NotImplementedError, YourCodeError):
                     raise
                 except Exception as exc:

@@ -7,14 +7,18 @@ The sum protocol (seed 002's JSON request, carried over UDP): a request is one d
 JSON object {"A": 7, "B": 4}, optionally with an "id" (any JSON value); the reply is one datagram
 {"Sum": 11}, with the request's "id" copied into it when there was one, so that a client can tell
 the reply to *this* request from a late or stray one (DNS does the same with its 16-bit id).
-A malformed request gets {"Error": "<what is wrong>"}.
+A malformed request (bytes that are not UTF-8, text that is not JSON, JSON that is not an object, "A"
+or "B" missing or not an integer) gets {"Error": "<what is wrong>"}, with the request's "id" when it
+has a readable one; the checks accept an error reply with or without it. (Assignment 04's TCP
+protocol differs: requests are lines on one connection, answered in order, so it has no "id".)
 
 Peers:
 - `UdpEchoServer` ("udp-echo"): sends every datagram back to its sender.
 - `UdpSumServer` ("udp-sum"): answers the sum protocol.
 - `LossyUdpServer` ("udp-lossy"): drops chosen datagrams on purpose (by index, every Nth, or a
   seeded random fraction: always the same ones for the same settings), answers the rest, and can
-  send stray replies before the real one (from another address, and with another id).
+  send stray replies before the real one (from another address, and with another id), or a stray
+  datagram to every client every few ms (`chatter`).
 - `UdpChatPeer` ("udp-chat"): one end of seed 001's chat; hears lines, can answer them, `say`s
   lines, and hands what it heard to `receive(timeout)` (so a `course.chat` window can show it).
 

@@ -814,7 +814,7 @@ VISIBLE_CHAT_CASES = ["hello"]
 HIDDEN_CHAT_CASES = ["bound host", "unicode", "three lines", "nothing waiting", "other sender"]
 
 
-def check_chat_peer(ChatPeer: type, cases: Iterable[str] = VISIBLE_CHAT_CASES, *, within: float = 1.0) -> None:
+def check_chat_peer(ChatPeer: type, cases: Iterable[str] = VISIBLE_CHAT_CASES, *, within: float = 2.0) -> None:
     """Make a ChatPeer(host) for each named case of CHAT_CASES and talk to it from UdpChatPeer
     reference peers: what it sends must arrive as UTF-8 lines from its own address, receive(t)
     must return (text, sender address) or None after t seconds, close() must close its socket."""
@@ -908,9 +908,9 @@ def _chat_case(ChatPeer: type, case: str, within: float) -> dict:
                     _expect_line(label, item, text, sender)
                     got.append([item[0], who])
                 if case == "nothing waiting":
-                    # its deadline (1.2 s for a 0.2 s timeout) is the only timing here: the evidence
+                    # its deadline (2.2 s for a 0.2 s timeout) is the only timing here: the evidence
                     # records what it returned, never how long it took
-                    item = call("receive", 0.2, within=1.2)
+                    item = call("receive", 0.2, within=2.2)
                     if item is not None:
                         raise YourCodeError(f"{label}.receive(0.2) returned {item!r} although nobody sent anything; return None when the timeout expires")
                     got.append(None)

@@ -574,7 +574,7 @@ def test_correct_chat_peer_passes_every_case_with_the_same_evidence_twice():
     "wrong, cases, message",
     [
         (ChatPeerWithoutDecode, ["hello"], "(bytes); decode the datagram"),
-        (ChatPeerWithoutTimeout, ["nothing waiting"], "receive(0.2) did not return within 1.2 s"),
+        (ChatPeerWithoutTimeout, ["nothing waiting"], "receive(0.2) did not return within 2.2 s"),
         (ChatPeerSendingFromNewSocket, ["hello"], "not from the peer's own address"),
         (ChatPeerWithoutClose, ["hello"], "after close() left 1 socket(s) open"),
     ],

@@ -19,9 +19,13 @@ server). This module gives assignment 07 its reference peers and its measurement
   `plot_latencies`.
 - Checks for the graded cells: a learner's short and long clients (same interface:
   `request(bytes) -> bytes`, `close()`, context manager; the long one must reconnect once when the
-  server closed the connection it reuses), a learner's server with an idle timeout and a cap per
-  client, and a learner's measurement function. Checks drive idle closes with the server's events
-  and `wait_for`, never with sleeps, and assert relations (long beats short), never absolute times.
+  server closed the connection it reuses, and only then), a learner's server with an idle timeout
+  and a cap per client, and a learner's measurement function. Checks drive idle closes with the
+  server's events and `wait_for`, never with sleeps, and a busy machine (dozens of kernels on two
+  cores) makes them slower, never changes a verdict: every wait ends as soon as its condition holds
+  (CHECK_TIMEOUT only bounds it), a measurement is judged by its mechanism (connections, requests
+  per connection, and a lower bound the server imposes on a new connection's first reply), never by
+  comparing two timings.
 """
 from __future__ import annotations
 
@@ -36,12 +40,20 @@ import time
 from typing import Any, Callable
 
 from course.checks import call_with_deadline, expect_type, no_leaked_sockets, record_evidence
-from course.deadline import wait_for
+from course.deadline import Deadline, wait_for
 from course.errors import PeerError, SetupError, YourCodeError
 from course.kernel import sockets_on_port
 from course.serving import POLL, Address, TcpServer, UdpServer, format_address, register
 
-REQUEST_TIMEOUT = 2.0  # seconds any single request of this module may take on loopback
+REQUEST_TIMEOUT = 5.0  # seconds any single request of this module's demos may take (loopback: microseconds)
+# Seconds a check gives one step (a learner's call, a reference peer's answer, a close it waits
+# for) before it blames the code under test. A step takes tens of microseconds on loopback; this
+# bound is for a machine running dozens of kernels on two cores, where a thread may wait seconds
+# for the CPU. Correct code never waits for it (every wait ends when its condition holds), so a
+# busy machine makes a check slower, never changes its verdict.
+CHECK_TIMEOUT = 5.0
+CALL_DEADLINE = 2 * CHECK_TIMEOUT  # a learner's request may reconnect: two timeouts in the worst case
+FIRST_REPLY_DELAY = 0.03  # s the checks' server holds the first reply on a connection (check_measurement)
 MAX_LINE = 65536  # bytes: a request or reply line longer than this is an error
 
 
@@ -66,7 +78,7 @@ def recv_line(sock: socket.socket, limit: int = MAX_LINE) -> bytes:
             raise ValueError(f"a line longer than {limit} bytes arrived; is the peer sending newlines?")
 
 
-def connect_from(source_ip: str, address: Address, timeout: float = REQUEST_TIMEOUT) -> socket.socket:
+def connect_from(source_ip: str, address: Address, timeout: float = CHECK_TIMEOUT) -> socket.socket:
     """A TCP connection to `address` whose local address is `source_ip` (a 127.x.y.z: each one plays
     another client host), on a port the kernel chooses."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -114,14 +126,20 @@ class IdleTimeoutServer(TcpServer):
         reset_on_idle: bool = False,
         reply_chunk: int | None = None,
         record_lines: bool = True,
+        first_reply_delay: float = 0.0,
+        serve_connections: int | None = None,
     ):
         """idle_timeout: seconds without a complete request before the server closes a connection
         (seed 002 uses 30 s); max_per_client: open connections allowed per client IP (None: no cap);
         protocol: 'echo' or 'sum' (seed 002's JSON sum); max_requests: close a connection after
-        that many replies (0: close every connection at once, without reading); reset_on_idle:
+        that many replies (0: close every connection at once, without answering); reset_on_idle:
         close idle connections with RST (SO_LINGER 0) instead of FIN; reply_chunk: send replies in
         pieces of this many bytes (a stream may arrive in any pieces); record_lines: keep every
-        request in `events` (off for long measurements)."""
+        request in `events` (off for long measurements); first_reply_delay: hold the reply to the
+        first request of each connection that many seconds (a network where a new connection costs
+        a round trip before its first request is answered); serve_connections: serve only the first
+        that many connections and close later ones at once, unread (a server going down).
+        `replies` maps each connection served ('127.0.0.1:54012') to the replies sent on it."""
         super().__init__(host, port)
         if idle_timeout <= 0:
             raise SetupError(f"idle_timeout must be positive, got {idle_timeout!r} s")
@@ -134,6 +152,10 @@ class IdleTimeoutServer(TcpServer):
         self.reset_on_idle = reset_on_idle
         self.reply_chunk = reply_chunk
         self.record_lines = record_lines
+        self.first_reply_delay = first_reply_delay
+        self.serve_connections = serve_connections
+        self.connections = 0  # connections not refused by the cap, in the order they came
+        self.replies: dict[str, int] = {}  # connection -> replies sent on it
         self.active: dict[str, int] = {}  # client IP -> open connections being served
         self._active_lock = threading.Lock()
 
@@ -169,7 +191,14 @@ class IdleTimeoutServer(TcpServer):
 
     def _serve(self, conn: socket.socket, addr: Address) -> None:
         where = format_address(addr)
-        if self.max_requests == 0:
+        with self._active_lock:
+            self.connections += 1
+            closing = self.max_requests == 0 or (self.serve_connections is not None
+                                                 and self.connections > self.serve_connections)
+            if not closing:
+                self.replies[where] = 0
+        if closing:
+            self._close_unserved(conn)
             return
         conn.settimeout(min(POLL, self.idle_timeout / 4))
         buffer = b""
@@ -180,8 +209,14 @@ class IdleTimeoutServer(TcpServer):
                 line, buffer = buffer.split(b"\n", 1)
                 if self.record_lines:
                     self.record("recv", where, line)
+                if served == 0 and self.first_reply_delay:
+                    held = time.monotonic()
+                    while not self.stopping and time.monotonic() - held < self.first_reply_delay:
+                        self._stop.wait(self.first_reply_delay - (time.monotonic() - held))
                 self._reply(conn, self.respond(line))
                 served += 1
+                with self._active_lock:
+                    self.replies[where] = served
                 last = time.monotonic()
                 if self.max_requests is not None and served >= self.max_requests:
                     return
@@ -200,6 +235,24 @@ class IdleTimeoutServer(TcpServer):
                 conn.sendall(b"ERROR line too long\n")
                 return
 
+    def _close_unserved(self, conn: socket.socket) -> None:
+        """Close a connection without answering, as a lingering close (RFC 9112, section 9.6): the
+        FIN first, then read and drop what the client sends until it closes (at most idle_timeout),
+        so that closing finds no unread data and sends no RST. The client always sees the end of
+        the stream (recv returns b''), whatever the order in which its request and our FIN cross."""
+        try:
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(min(POLL, self.idle_timeout))
+            deadline = Deadline(self.idle_timeout)
+            while not self.stopping and not deadline.expired():
+                try:
+                    if not conn.recv(65536):
+                        return
+                except TimeoutError:
+                    continue
+        except OSError:
+            return
+
     def respond(self, line: bytes) -> bytes:
         return json_sum(line) if self.protocol == "sum" else line
 
@@ -211,7 +264,20 @@ class IdleTimeoutServer(TcpServer):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(0, len(data), self.reply_chunk):
             conn.sendall(data[i : i + self.reply_chunk])
-            self._stop.wait(0.001)  # let each piece leave as its own segment
+            if i + self.reply_chunk < len(data):
+                self._wait_until_read(conn)
+
+    def _wait_until_read(self, conn: socket.socket) -> None:
+        """Wait until the client has read everything sent so far, so that each piece of a reply
+        reaches its recv alone however busy the machine is (a client in this process: its end of
+        the connection is the line of /proc/net/tcp whose local address is our peer's)."""
+        peer, me = conn.getpeername()[:2], conn.getsockname()[:2]
+        deadline = Deadline(CHECK_TIMEOUT)
+        while not self.stopping and not deadline.expired():
+            ends = [e for e in sockets_on_port(me[1]) if e.local == peer and e.remote == me]
+            if not ends or ends[0].rx_queue == 0:
+                return  # read (or the client is gone, or lives in another process)
+            self._stop.wait(0.001)
 
     def _close_idle(self, conn: socket.socket, where: str) -> None:
         # Close here, before recording: whoever waits for the event finds the socket closed.
@@ -298,6 +364,18 @@ TIME_WAIT_SECONDS_RFC793 = 2 * 120  # 2 x MSL, with RFC 793's MSL of 2 minutes
 def count_time_wait(port: int) -> int:
     """How many TCP sockets on `port` (local or remote) are in TIME_WAIT right now."""
     return sum(1 for e in sockets_on_port(port, "tcp") if e.state == "TIME_WAIT")
+
+
+CLOSING_STATES = ("FIN_WAIT1", "FIN_WAIT2", "CLOSING", "CLOSE_WAIT", "LAST_ACK")
+
+
+def wait_until_closed(port: int, timeout: float = CHECK_TIMEOUT) -> None:
+    """Wait until no TCP connection on `port` is half-way through its close. The client's side
+    enters TIME_WAIT only when the server's FIN arrives, and the server closes its side in its own
+    thread a moment after the client (later still on a busy machine): count TIME_WAIT after this."""
+    wait_for(lambda: not [e for e in sockets_on_port(port) if e.state in CLOSING_STATES], timeout,
+             lambda: f"connections on port {port} still closing after {timeout} s: "
+                     f"{[e.state for e in sockets_on_port(port) if e.state in CLOSING_STATES]}", error=PeerError)
 
 
 def time_wait_table(port: int) -> list[tuple[str, str, str]]:
@@ -414,7 +492,7 @@ def reuse_after_server_close(server: IdleTimeoutServer) -> dict[str, str]:
     before = server.idle_closes
     with socket.create_connection(server.address, timeout=REQUEST_TIMEOUT) as sock:
         first = exchange(sock, b"first")
-        wait_for(lambda: server.idle_closes > before, server.idle_timeout + REQUEST_TIMEOUT,
+        wait_for(lambda: server.idle_closes > before, server.idle_timeout + CHECK_TIMEOUT,
                  f"the server at {server.where} did not close the idle connection", error=PeerError)
         return {
             "first request": f"returned {first!r}",
@@ -571,7 +649,7 @@ def _hint_name(cls) -> str:
     return getattr(cls, "__name__", "your client")
 
 
-def _make_client(cls, address: Address, timeout: float = REQUEST_TIMEOUT):
+def _make_client(cls, address: Address, timeout: float = CHECK_TIMEOUT):
     name = _hint_name(cls)
     client = call_with_deadline(cls, address, timeout=timeout, name=name)
     for method in ("request", "close", "__enter__", "__exit__"):
@@ -581,7 +659,7 @@ def _make_client(cls, address: Address, timeout: float = REQUEST_TIMEOUT):
     return client
 
 
-def _request(client, line: bytes, what: str, timeout: float = REQUEST_TIMEOUT) -> bytes:
+def _request(client, line: bytes, what: str, timeout: float = CALL_DEADLINE) -> bytes:
     name = f"{type(client).__name__}.request"
     try:
         reply = call_with_deadline(client.request, line, timeout=timeout, name=name)
@@ -604,13 +682,13 @@ def _expect_reply(client, line: bytes, expected: bytes, what: str = "") -> bytes
 
 
 def _close(client) -> None:
-    call_with_deadline(client.close, timeout=REQUEST_TIMEOUT, name=f"{type(client).__name__}.close")
+    call_with_deadline(client.close, timeout=CHECK_TIMEOUT, name=f"{type(client).__name__}.close")
 
 
 def _expect_value_error(client, line: bytes) -> bool:
     name = f"{type(client).__name__}.request"
     try:
-        got = call_with_deadline(client.request, line, timeout=REQUEST_TIMEOUT, name=name)
+        got = call_with_deadline(client.request, line, timeout=CALL_DEADLINE, name=name)
     except ValueError:
         return True
     except (NotImplementedError, YourCodeError):
@@ -622,7 +700,7 @@ def _expect_value_error(client, line: bytes) -> bool:
                         f"requests on the wire: raise ValueError before sending")
 
 
-def _wait_closes(server: IdleTimeoutServer, count: int, what: str, timeout: float = 1.0) -> None:
+def _wait_closes(server: IdleTimeoutServer, count: int, what: str, timeout: float = CHECK_TIMEOUT) -> None:
     wait_for(
         lambda: len(server.events_of("close")) >= count,
         timeout,
@@ -659,21 +737,34 @@ def check_short_client(cls, hard: bool = False) -> None:
     record_evidence("short client", **evidence)
 
 
-def _expect_connection_error(client, server, max_accepts: int) -> str:
+def _accepted_so_far(server: IdleTimeoutServer) -> int:
+    """How many connections reached the server so far, counting those still waiting in its accept
+    queue: one more connection (a marker) goes through the same queue; the server accepts in order,
+    in one thread, so once it has accepted the marker it has counted every earlier one."""
+    with connect_from("127.0.0.1", server.address) as marker:
+        where = format_address(marker.getsockname())
+        wait_for(lambda: ("accept", where) in server.events_of("accept"), CHECK_TIMEOUT,
+                 f"the server at {server.where} did not accept a connection within {CHECK_TIMEOUT} s", error=PeerError)
+        return server.events_of("accept").index(("accept", where))
+
+
+def _expect_connection_error(client, server, max_accepts: int, why: str = "retry once at most, then raise",
+                             line: bytes = b"anyone there?") -> str:
     name = f"{type(client).__name__}.request"
     try:
-        got = call_with_deadline(client.request, b"anyone there?", timeout=REQUEST_TIMEOUT, name=name)
+        got = call_with_deadline(client.request, line, timeout=CALL_DEADLINE, name=name)
     except ConnectionError as exc:
-        if server.accepts > max_accepts:
-            raise YourCodeError(f"{name} opened {server.accepts} connections to a server that closes every "
-                                f"connection at once; retry once at most, then raise") from exc
+        opened = _accepted_so_far(server)
+        if opened > max_accepts:
+            raise YourCodeError(f"{name}({line!r}) opened {opened} connection(s) to a server that closes them at once "
+                                f"(at most {max_accepts} expected); {why}") from exc
         return "ConnectionError"
     except (NotImplementedError, YourCodeError):
         raise
     except Exception as exc:
-        raise YourCodeError(f"{name}(b'anyone there?') raised {type(exc).__name__} when the server closed the "
+        raise YourCodeError(f"{name}({line!r}) raised {type(exc).__name__} when the server closed the "
                             f"connection without a reply; raise ConnectionError (recv returned b'')") from exc
-    raise YourCodeError(f"{name}(b'anyone there?') returned {got!r} although the server closed the connection "
+    raise YourCodeError(f"{name}({line!r}) returned {got!r} although the server closed the connection "
                         f"without replying; raise ConnectionError when recv returns b'' before a full line")
 
 
@@ -704,7 +795,7 @@ def check_long_client_reconnects(cls, reset: bool = False, rounds: int = 1) -> N
             try:
                 replies = [_expect_reply(client, b"before idle", b"before idle")]
                 for r in range(rounds):
-                    wait_for(lambda: len(server.events_of("close")) > r, server.idle_timeout + 2.0,
+                    wait_for(lambda: len(server.events_of("close")) > r, server.idle_timeout + CHECK_TIMEOUT,
                              "the server did not close the idle connection", error=PeerError)
                     if server.idle_closes <= r:
                         raise YourCodeError(f"your {_hint_name(cls)} closed its connection right after a request; a "
@@ -733,8 +824,11 @@ def check_long_client_reconnects(cls, reset: bool = False, rounds: int = 1) -> N
 
 
 def check_long_client_hard(cls) -> None:
-    """Harder cases: a server that closes after every 3 replies; one that never serves (give up
-    after one retry with ConnectionError); a request with a newline (ValueError)."""
+    """Harder cases: a server that closes after every 3 replies (replies in pieces); a request
+    with a newline (ValueError); a server that closes every connection at once (the first request
+    fails on a fresh connection: ConnectionError, no retry); a server going down after one
+    connection (the request fails on the reused connection, then on the fresh one: ConnectionError
+    after exactly one retry)."""
     evidence: dict[str, Any] = {}
     lines = [f"{i:03d}".encode() for i in range(10)]
     with IdleTimeoutServer(idle_timeout=5.0, max_requests=3, reply_chunk=2) as server:
@@ -753,7 +847,19 @@ def check_long_client_hard(cls) -> None:
     with IdleTimeoutServer(max_requests=0) as server:
         client = _make_client(cls, server.address)
         try:
-            evidence["gives_up"] = _expect_connection_error(client, server, max_accepts=2)
+            evidence["fresh_failure_raises"] = _expect_connection_error(
+                client, server, max_accepts=1,
+                why="a request that fails on a connection just opened is not retried: raise ConnectionError")
+        finally:
+            _close(client)
+    with IdleTimeoutServer(max_requests=1, serve_connections=1) as server:
+        client = _make_client(cls, server.address)
+        try:
+            evidence["first_reply"] = _expect_reply(client, b"first", b"first")
+            evidence["retry_fails_raises"] = _expect_connection_error(
+                client, server, max_accepts=2, line=b"second",
+                why="after the reused connection failed, retry once on a new connection; if that fails too, "
+                    "raise ConnectionError")
         finally:
             _close(client)
     record_evidence("long client hard cases", **evidence)
@@ -781,7 +887,7 @@ def _served(sock: socket.socket, line: bytes, who: str, server_name: str) -> Non
     try:
         reply = exchange(sock, line)
     except TimeoutError:
-        raise YourCodeError(f"your {server_name} did not answer {line!r} from {who} within {REQUEST_TIMEOUT} s; "
+        raise YourCodeError(f"your {server_name} did not answer {line!r} from {who} within {CHECK_TIMEOUT} s; "
                             f"does it echo each line followed by b'\\n'?") from None
     except (ConnectionError, ValueError) as exc:
         raise YourCodeError(f"your {server_name} closed the connection of {who} instead of answering {line!r} "
@@ -801,44 +907,98 @@ def _closed_by_peer(sock: socket.socket) -> bool:
         return True
 
 
+ACTIVE_PROOF = 8  # requests the server answers after the idle timeout before an idle connection still open is its fault
+
+
+def _active_request(sock: socket.socket, line: bytes, server_name: str) -> tuple[bool, float]:
+    """One request of the active client: (answered, when its bytes were in the server's receive
+    queue at the latest: after sendall returned on loopback; before it, if sendall failed)."""
+    sent = time.monotonic()
+    try:
+        sock.sendall(line + b"\n")
+        sent = time.monotonic()
+        reply = recv_line(sock)
+    except TimeoutError:
+        raise YourCodeError(f"your {server_name} did not answer {line!r} from an active client within {CHECK_TIMEOUT} s; "
+                            f"does it echo each line followed by b'\\n'?") from None
+    except (ConnectionError, ValueError):
+        return False, sent
+    if reply != line:
+        raise YourCodeError(f"your {server_name} answered {reply!r} to {line!r} from an active client; it should echo the line")
+    return True, sent
+
+
 def check_idle_timeout(cls, idle_timeout: float = 0.5, idle_clients: int = 1) -> None:
-    """Idle connections are closed about `idle_timeout` after their last request; a connection that
-    keeps sending requests (every idle_timeout / 4) stays open for 2 x idle_timeout and more."""
+    """Idle connections are closed after `idle_timeout` without a request (not before half of it);
+    a connection that sends a request every idle_timeout / 4 stays open for 2 x idle_timeout.
+
+    The verdict does not depend on the machine's speed. An idle connection still open is the
+    server's fault only once the server has answered the active client ACTIVE_PROOF times after
+    the idle timeout (its threads were running, but it did not close the idle one). A closed
+    active connection is the server's fault only if this check sent its request less than
+    idle_timeout after it sent the one before (measured here, so the server's idle interval was
+    shorter still); if this check itself stalled longer than that, a correct server may close the
+    connection, and the check connects again and watches a new active connection."""
     name = getattr(cls, "__name__", "your server")
     server = _start_server(cls, idle_timeout=idle_timeout, max_per_client=10)
-    grace = 1.0  # seconds past the idle timeout before an open idle connection is the server's fault
     closed_after: dict[int, float] = {}
+    whole = Deadline(CHECK_TIMEOUT + 20 * idle_timeout)
+    opened: list[socket.socket] = []
     try:
         idle = [connect_from("127.0.0.1", server.address) for _ in range(idle_clients)]
+        opened += idle
+        for i, sock in enumerate(idle):
+            _served(sock, f"idle {i}".encode(), "an idle client", name)
+        last_idle_request = time.monotonic()
         active = connect_from("127.0.0.1", server.address)
-        try:
+        opened.append(active)
+        active_since = previous = time.monotonic()  # before the request: see below
+        _served(active, b"active 0", "an active client", name)
+        served_after_timeout = count = 0
+        while len(closed_after) < len(idle) or time.monotonic() - active_since < 2 * idle_timeout:
+            # Wait for an idle socket to see the server's FIN, at most until the next active request is due.
+            open_idle = [s for i, s in enumerate(idle) if i not in closed_after]
+            select.select(open_idle or [active], [], [], idle_timeout / 4)
             for i, sock in enumerate(idle):
-                _served(sock, f"idle {i}".encode(), "an idle client", name)
-            last_idle_request = time.monotonic()
-            _served(active, b"active 0", "an active client", name)
-            count = 0
-            while len(closed_after) < len(idle) or time.monotonic() - last_idle_request < 2 * idle_timeout:
-                # Wait for an idle socket to see the server's FIN, at most until the next active request is due.
-                open_idle = [s for i, s in enumerate(idle) if i not in closed_after]
-                select.select(open_idle or [active], [], [], idle_timeout / 4)
-                for i, sock in enumerate(idle):
-                    if i not in closed_after and _closed_by_peer(sock):
-                        closed_after[i] = time.monotonic() - last_idle_request
-                waited = time.monotonic() - last_idle_request
-                if len(closed_after) < len(idle) and waited > idle_timeout + grace:
-                    raise YourCodeError(f"your {name}(idle_timeout={idle_timeout}) left an idle connection open "
-                                        f"{waited:.1f} s after its last request; set a timeout on recv and close "
-                                        f"the connection when it expires")
-                count += 1
-                _served(active, f"active {count}".encode(), f"a client sending every {idle_timeout / 4:.2f} s", name)
-            early = [t for t in closed_after.values() if t < idle_timeout / 2]
-            if early:
-                raise YourCodeError(f"your {name}(idle_timeout={idle_timeout}) closed an idle connection {early[0]:.2f} s "
-                                    f"after its last request, long before the idle timeout")
-        finally:
-            for sock in idle + [active]:
-                sock.close()
+                if i not in closed_after and _closed_by_peer(sock):
+                    closed_after[i] = time.monotonic() - last_idle_request
+            waited = time.monotonic() - last_idle_request
+            if len(closed_after) < len(idle) and served_after_timeout >= ACTIVE_PROOF:
+                raise YourCodeError(f"your {name}(idle_timeout={idle_timeout}) left an idle connection open "
+                                    f"{waited:.1f} s after its last request, while it answered another client "
+                                    f"{served_after_timeout} times; set a timeout on recv and close the connection "
+                                    f"when it expires")
+            if whole.expired():
+                raise SetupError(f"the idle-timeout check of {name} could not keep a client active for "
+                                 f"{2 * idle_timeout} s within {whole.seconds:g} s: this machine is too busy")
+            count += 1
+            line = f"active {count}".encode()
+            started = time.monotonic()
+            answered, sent = _active_request(active, line, name)
+            if not answered:
+                # A correct server's recv started after the previous request arrived (after
+                # `previous`), so it cannot have timed out before this request arrived (by `sent`).
+                if sent - previous < idle_timeout:
+                    raise YourCodeError(f"your {name}(idle_timeout={idle_timeout}) closed the connection of a client "
+                                        f"sending every {idle_timeout / 4:.2f} s (this request came {sent - previous:.2f} s "
+                                        f"after the one before); count the idle time again after every request")
+                # This check stalled for longer than the idle timeout: not the server's fault.
+                active.close()
+                active = connect_from("127.0.0.1", server.address)
+                opened.append(active)
+                active_since = previous = time.monotonic()
+                _served(active, b"active again", "an active client", name)
+                continue
+            previous = started
+            if waited > idle_timeout:
+                served_after_timeout += 1
+        early = [t for t in closed_after.values() if t < idle_timeout / 2]
+        if early:
+            raise YourCodeError(f"your {name}(idle_timeout={idle_timeout}) closed an idle connection {early[0]:.2f} s "
+                                f"after its last request, long before the idle timeout")
     finally:
+        for sock in opened:
+            sock.close()
         _stop_server(server)
     record_evidence("server idle timeout", idle_timeout=idle_timeout, idle_clients=idle_clients,
                     idle_closed=len(closed_after), active_kept=True)
@@ -865,10 +1025,10 @@ def _first_line(sock: socket.socket, wait: float) -> bytes | None:
     except (ConnectionError, ValueError):
         return b""
     finally:
-        sock.settimeout(REQUEST_TIMEOUT)
+        sock.settimeout(CHECK_TIMEOUT)
 
 
-def _closed_soon(sock: socket.socket, wait: float = 1.0) -> bool:
+def _closed_soon(sock: socket.socket, wait: float = CHECK_TIMEOUT) -> bool:
     select.select([sock], [], [], wait)
     return _closed_by_peer(sock)
 
@@ -886,7 +1046,7 @@ def check_connection_cap(cls, cap: int = 2, hosts: tuple[str, ...] = ("127.0.0.2
             _served(opened[-1], f"{first} #{i + 1}".encode(), f"connection {i + 1} of {first}", name)
         extra = connect_from(first, server.address)
         opened.append(extra)
-        line = _first_line(extra, wait=2.0)
+        line = _first_line(extra, wait=CHECK_TIMEOUT)
         if line is None:
             raise YourCodeError(f"your {name}(max_per_client={cap}) kept connection {cap + 1} from {first} open; count "
                                 f"the open connections of each client IP (addr[0]) and refuse the extra one")
@@ -919,8 +1079,8 @@ def check_connection_cap(cls, cap: int = 2, hosts: tuple[str, ...] = ("127.0.0.2
 
 
 def _admit(host: str, address: Address, what: str) -> socket.socket:
-    """A connection from `host` that the server serves, retried for 2 s while the server refuses
-    (it may take a moment to notice that an earlier connection ended)."""
+    """A connection from `host` that the server serves, retried for CHECK_TIMEOUT s while the server
+    refuses (it may take a moment to notice that an earlier connection ended)."""
     answers: list = []
 
     def try_once() -> socket.socket | None:
@@ -931,7 +1091,7 @@ def _admit(host: str, address: Address, what: str) -> socket.socket:
         sock.close()
         return None
 
-    return wait_for(try_once, 2.0, lambda: what + f" (last answer: {answers[-1] if answers else None!r})")
+    return wait_for(try_once, CHECK_TIMEOUT, lambda: what + f" (last answer: {answers[-1] if answers else None!r})")
 
 
 def check_cap_frees_slots(cls, cap: int = 2, host: str = "127.0.0.4") -> None:
@@ -948,9 +1108,9 @@ def check_cap_frees_slots(cls, cap: int = 2, host: str = "127.0.0.4") -> None:
         opened.pop(0).close()
         opened.append(_admit(host, server.address,
                              f"{host} closed one of its {cap} connections, yet your {name}(max_per_client={cap}) "
-                             f"still refused it 2 s later; decrement the count when a connection ends"))
+                             f"still refused it {CHECK_TIMEOUT:g} s later; decrement the count when a connection ends"))
         for sock in opened:  # the server closes them all as idle: every slot frees up
-            if not _closed_soon(sock, idle_timeout + 1.0):
+            if not _closed_soon(sock, idle_timeout + CHECK_TIMEOUT):
                 raise YourCodeError(f"your {name}(idle_timeout={idle_timeout}) left an idle connection of {host} open")
         for sock in opened:
             sock.close()
@@ -968,11 +1128,16 @@ def check_cap_frees_slots(cls, cap: int = 2, host: str = "127.0.0.4") -> None:
 
 # -- a learner's measurement -----------------------------------------------------------------
 def check_measurement(fn, n: int = 40) -> None:
-    """`fn(address, n)` returns (short, long): n latencies each, in seconds; the server saw n + 1
-    connections; the median of the long ones is below the median of the short ones."""
+    """`fn(address, n)` returns (short, long): n latencies each, in seconds, measured against a
+    server that holds the first reply on every connection FIRST_REPLY_DELAY s (a network where a
+    new connection costs a round trip). The mechanism is checked, not the machine's speed: the
+    server saw n connections carrying one request each and one carrying n, and every short
+    latency includes a new connection (it is at least FIRST_REPLY_DELAY: a lower bound that no
+    load can break, while a list of long latencies has one such value, its first)."""
     name = getattr(fn, "__name__", "your function")
-    with IdleTimeoutServer(idle_timeout=5.0, record_lines=False) as server:
-        result = call_with_deadline(fn, server.address, n, timeout=10.0, name=name)
+    delay = FIRST_REPLY_DELAY
+    with IdleTimeoutServer(idle_timeout=60.0, record_lines=False, first_reply_delay=delay) as server:
+        result = call_with_deadline(fn, server.address, n, timeout=CALL_DEADLINE + 2 * n * delay, name=name)
         call = f"{name}(<server>, {n})"
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise YourCodeError(f"{call} returned {type(result).__name__}; return a pair (short, long) of lists")
@@ -985,18 +1150,32 @@ def check_measurement(fn, n: int = 40) -> None:
             if bad:
                 raise YourCodeError(f"{call} returned {bad[0]!r} among the {label} latencies; each should be the "
                                     f"seconds one request took (a positive float, from time.perf_counter())")
-        wait_for(lambda: server.accepts >= n + 1, 1.0, lambda: f"the server accepted {server.accepts} connections "
-                 f"during {call}; expected {n + 1}: {n} short ones and 1 long one")
-        if server.accepts != n + 1:
-            raise YourCodeError(f"the server accepted {server.accepts} connections during {call}; expected {n + 1}: "
-                                f"{n} short ones and 1 long one")
-        short_median, long_median = statistics.median(short), statistics.median(long)
-        if not long_median < short_median:
-            raise YourCodeError(f"{call}: the long latencies have median {long_median * 1000:.3f} ms, not below the "
-                                f"short median {short_median * 1000:.3f} ms; return (short, long) in that order, and "
-                                f"time only the request on the long connection")
+        # The server counts a reply just after sending it: wait until it has counted all 2n.
+        wait_for(lambda: sum(server.replies.values()) >= 2 * n, CHECK_TIMEOUT,
+                 lambda: f"the server sent {sum(server.replies.values())} replies during {call}; expected {2 * n}: "
+                         f"{n} requests over short connections and {n} over the long one")
+        per_connection = sorted(server.replies.values())
+        if server.accepts != n + 1 or per_connection != [1] * n + [n]:
+            raise YourCodeError(f"the server accepted {server.accepts} connections during {call}, carrying "
+                                f"{_runs(per_connection)} request(s) each; expected {n + 1}: {n} short ones with 1 "
+                                f"request each and 1 long one with {n}")
+        # Seconds, not a comparison of two noisy medians: the short ones cannot be faster than the delay.
+        fast = [v for v in short if v < delay * 0.95]
+        if fast:
+            raise YourCodeError(f"{call}: {len(fast)} of the {n} short latencies (the first list) took less than the "
+                                f"{delay * 1000:.0f} ms the checks' server holds the first reply on a new connection, "
+                                f"e.g. {fast[0] * 1000:.3f} ms; return (short, long) in that order, and time each "
+                                f"ShortClient.request call (connect, request, reply, close)")
     record_evidence("measurement", n=n, short_count=len(short), long_count=len(long), accepts=n + 1,
-                    long_median_below_short=True)
+                    requests_per_connection=[1] * n + [n], short_include_a_new_connection=True)
+
+
+def _runs(values: list[int]) -> str:
+    """[1, 1, 1, 5] -> '3 x 1, 1 x 5': how many connections carried how many requests."""
+    counts: dict[int, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"{c} x {v}" for v, c in sorted(counts.items())) or "no"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1009,6 +1188,7 @@ def main(argv: list[str] | None = None) -> int:
     n = int(args[0]) if args else 200
     with IdleTimeoutServer(record_lines=False) as server:
         result = compare_short_long(server.address, n)
+        wait_until_closed(server.port)
         print(f"{n} requests, short connections: median {result['short_median'] * 1000:.3f} ms; "
               f"one long connection: median {result['long_median'] * 1000:.3f} ms; short/long {result['ratio']:.1f}x")
         print(f"TIME_WAIT sockets on port {server.port} after {n} short connections and 1 long one: "

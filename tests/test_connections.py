@@ -18,15 +18,26 @@ from course.deadline import wait_for
 from course.errors import SetupError, YourCodeError
 from course.serving import TcpServer
 from notebook_cases import solution_of
-from test_07_wrong import (
-    LONG_CONNECTION_PER_REQUEST,
-    LONG_NEVER_RECONNECTS,
-    MEASUREMENT_SWAPPED,
-    SERVER_DEADLINE_SET_ONCE,
-    SERVER_GLOBAL_CAP,
-    SERVER_NEVER_FREES,
-    SERVER_NO_IDLE_TIMEOUT,
-)
+from autograder.samples.cases import load_cases
+from registry_cases import case_replace
+
+ASSIGNMENT = "07-long-short-connections"
+REGISTRY = {c.name: c for c in load_cases(assignment=ASSIGNMENT)}
+
+
+def registry_source(name: str) -> str:
+    """The whole cell a registry case (autograder/samples/07-long-short-connections/) puts in place."""
+    case = REGISTRY[name]
+    return case_replace(case)[case.cell]
+
+
+LONG_CONNECTION_PER_REQUEST = registry_source("long-client-connection-per-request")
+LONG_NEVER_RECONNECTS = registry_source("long-client-never-reconnects")
+MEASUREMENT_SWAPPED = registry_source("measurement-swapped")
+SERVER_DEADLINE_SET_ONCE = registry_source("server-deadline-set-once")
+SERVER_GLOBAL_CAP = registry_source("server-cap-global")
+SERVER_NEVER_FREES = registry_source("server-never-frees")
+SERVER_NO_IDLE_TIMEOUT = registry_source("server-without-idle-timeout")
 
 SOLUTION_CELLS = ("short-client-code", "long-client-code", "limited-server-code", "measure-latencies-code")
 
@@ -186,11 +197,8 @@ def test_compare_short_long_returns_plain_data_and_long_beats_short():
 def closing_done(port):
     """Wait until no connection on `port` is still half-way through its close (the server closes
     its side in its own thread, a moment after the client): only then is the TIME_WAIT count final."""
-    wait_for(
-        lambda: not [s for _, _, s in kernel.states_on_port(port) if s in ("FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "LAST_ACK")],
-        5.0,
-        lambda: f"connections on port {port} still closing: {kernel.states_on_port(port)}",
-    )
+    cx.wait_until_closed(port)
+    assert not [s for _, _, s in kernel.states_on_port(port) if s in cx.CLOSING_STATES]
 
 
 def test_short_connections_leave_time_wait_on_the_client_side():
@@ -316,21 +324,17 @@ def test_long_client_with_a_connection_per_request_fails():
 
 
 def test_long_client_that_retries_again_and_again_fails():
-    stubborn = LONG_NEVER_RECONNECTS.replace(
-        "    def request(self, line: bytes) -> bytes:",
-        "    def request(self, line: bytes) -> bytes:\n"
-        "        for attempt in range(50):\n"
-        "            try:\n"
-        "                return self._request(line)\n"
-        "            except ConnectionError:\n"
-        "                self.close()\n"
-        "        raise ConnectionError('gave up')\n\n"
-        "    def _request(self, line):",
-    )
-    ns = learner_namespace(long_client_code=stubborn)
+    ns = learner_namespace(long_client_code=registry_source("long-client-retries-until-served"))
     cx.check_long_client_reconnects(ns["LongClient"])  # it does reconnect...
-    with pytest.raises(YourCodeError, match="retry once at most"):
+    with pytest.raises(YourCodeError, match=r"opened 5 connection\(s\) .* \(at most 2 expected\); after the reused"):
         cx.check_long_client_hard(ns["LongClient"])  # ...but does not give up after one retry
+
+
+def test_long_client_that_retries_a_fresh_connection_fails():
+    ns = learner_namespace(long_client_code=registry_source("long-client-retries-fresh-connection"))
+    cx.check_long_client_reconnects(ns["LongClient"], reset=True, rounds=2)
+    with pytest.raises(YourCodeError, match=r"opened 2 connection\(s\) .* \(at most 1 expected\); a request that fails"):
+        cx.check_long_client_hard(ns["LongClient"])
 
 
 def test_short_client_that_accepts_newlines_fails():
@@ -373,7 +377,7 @@ def test_server_that_never_frees_a_slot_fails():
 
 
 def test_server_without_a_cap_fails():
-    ns = learner_namespace(limited_server_code=SERVER_GLOBAL_CAP.replace(">= self.max_per_client", ">= 10**6"))
+    ns = learner_namespace(limited_server_code=registry_source("server-without-cap"))
     with pytest.raises(YourCodeError, match="kept connection 3 from 127.0.0.2 open"):
         cx.check_connection_cap(ns["LimitedEchoServer"])
 
@@ -429,7 +433,117 @@ def test_blank_stubs_fail_fast_with_not_implemented():
 
 
 def test_server_that_refuses_without_a_full_line_fails():
-    ns = learner_namespace(limited_server_code=SERVER_GLOBAL_CAP.replace('"everyone"', "addr[0]").replace(
-        'b"ERROR too many connections\\n"', 'b"ERROR too many connections"'))
+    ns = learner_namespace(limited_server_code=registry_source("server-refusal-without-newline"))
     with pytest.raises(YourCodeError, match="without a full line"):
         cx.check_connection_cap(ns["LimitedEchoServer"])
+
+
+def test_measurement_that_stops_the_clock_early_fails():
+    ns = learner_namespace(measure_latencies_code=registry_source("measurement-times-nothing"))
+    with pytest.raises(YourCodeError, match="took less than the 30 ms"):
+        cx.check_measurement(ns["measure_latencies"], n=10)
+
+
+def test_first_reply_delay_holds_only_the_first_reply_of_each_connection():
+    with cx.IdleTimeoutServer(first_reply_delay=0.05) as server, line_client(server.address) as sock:
+        start = time.perf_counter()
+        cx.exchange(sock, b"one")
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        cx.exchange(sock, b"two")
+        assert first >= 0.05 * 0.95
+        assert server.replies == {f"127.0.0.1:{sock.getsockname()[1]}": 2}
+
+
+def test_reply_pieces_wait_until_the_client_read_the_last_one():
+    """A single recv gets exactly one piece, however long the client waits before calling it."""
+    with cx.IdleTimeoutServer(reply_chunk=4) as server, line_client(server.address) as sock:
+        sock.sendall(b"abcdefghij\n")
+        wait_for(lambda: kernel.entry_of(sock) and kernel.entry_of(sock).rx_queue == 4, 2.0, "the first piece did not arrive")
+        assert sock.recv(100) == b"abcd"
+        assert cx.recv_line(sock) == b"efghij"
+
+
+def test_serve_connections_closes_later_connections_at_once():
+    with cx.IdleTimeoutServer(serve_connections=1) as server:
+        with line_client(server.address) as first, line_client(server.address) as second:
+            assert cx.exchange(first, b"in") == b"in"
+            with pytest.raises(ConnectionError):
+                cx.exchange(second, b"out")
+        assert server.connections == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# no_leaked_sockets under load: only the code under test's sockets count, and nothing is timed
+# ------------------------------------------------------------------------------------------------
+def test_a_jupyter_heartbeat_reconnecting_during_a_check_is_not_a_leak(tmp_path):
+    """On a busy machine a Jupyter client whose heartbeat got no answer within 1 s reconnects to
+    the kernel (jupyter_client's HBChannel): a new unix socket (ipc transport) or TCP connection on
+    a port the kernel listened on before (tcp transport) appears in the kernel's process during a
+    check. Another process connects here to a unix and a TCP listener made before the block."""
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "hb")
+    with socket.socket(socket.AF_UNIX) as unix_listener, socket.create_server(("127.0.0.1", 0)) as tcp_listener:
+        unix_listener.bind(path)
+        unix_listener.listen()
+        peer = f"""import socket, sys
+u = socket.socket(socket.AF_UNIX); u.connect({path!r})
+t = socket.create_connection({tcp_listener.getsockname()!r})
+print("connected", flush=True); sys.stdin.read()"""
+        accepted = []
+        with checks.no_leaked_sockets("LongClient", grace=0.5):
+            proc = subprocess.Popen([sys.executable, "-c", peer], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert proc.stdout.readline() == "connected\n"
+            accepted = [unix_listener.accept()[0], tcp_listener.accept()[0]]
+        proc.stdin.close()
+        proc.wait(5)
+        for s in accepted:
+            s.close()
+
+
+def test_a_reference_servers_connection_reset_by_its_client_is_not_a_leak():
+    """The server's end of a connection its client reset is in no /proc/net/tcp line (state CLOSE)
+    until the server's thread closes it: recognised by its own address, the server's port."""
+    import struct
+
+    server = socket.create_server(("127.0.0.1", 0))
+    with server:
+        port = server.getsockname()[1]
+        with checks.no_leaked_sockets("ShortClient", ignore_ports=[port], grace=0.5):
+            client = socket.create_connection(("127.0.0.1", port))
+            conn, _ = server.accept()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # RST: conn is now CLOSE, in no table, and still open
+            wait_for(lambda: kernel.entry_of(conn) is None, 2.0, "the RST did not arrive")
+        conn.close()
+
+
+def test_a_learners_socket_reset_by_the_server_is_a_leak():
+    import struct
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with pytest.raises(YourCodeError, match=r"left 1 socket\(s\) open \(tcp 127.0.0.1:\d+ CLOSE"):
+            with checks.no_leaked_sockets("LongClient", ignore_ports=[port], grace=0.5):
+                client = socket.create_connection(("127.0.0.1", port))
+                conn, _ = server.accept()
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+                wait_for(lambda: kernel.entry_of(client) is None, 2.0, "the RST did not arrive")
+        client.close()
+
+
+def test_a_socket_closed_by_a_thread_the_block_started_is_waited_for_not_timed():
+    """The check waits for the threads the block started (here one that closes its socket after an
+    event), never for a fixed time: a busy machine makes it slower, never a leak."""
+    release = threading.Event()
+
+    def closer(sock):
+        release.wait(5)
+        sock.close()
+
+    with checks.no_leaked_sockets("a server", grace=5.0):
+        threading.Thread(target=closer, args=(socket.socket(),), daemon=True).start()
+        threading.Timer(1.5, release.set).start()  # later than the 1 s grace the old check allowed

@@ -10,7 +10,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: lab instructor test install system-packages clean release
+.PHONY: lab instructor test install system-packages clean release class-demo
 
 install: $(STAMP)
 
@@ -56,3 +56,9 @@ clean:
 
 release: install
 	$(BIN)/python -m autograder.release
+
+# A whole class on JupyterHub (deploy/jupyterhub): as root; the class's environment and the proxy are
+# installed first (registries), then the class runs in a network namespace with only lo.
+class-demo: install system-packages
+	$(BIN)/python deploy/jupyterhub/class_demo.py --prepare
+	unshare --net -- sh -c 'ip link set lo up && exec "$$0" deploy/jupyterhub/class_demo.py' $(BIN)/python

@@ -316,8 +316,9 @@ def grade(args) -> int:
     students = sorted({s.student for s in subs if s.assignment not in broken})
     gbk.export(url, args.out, [a.name for a in assignments if a.name not in broken], students)
     if args.feedback:
+        folders = {(s.assignment, s.student): next((f.parent for f in s.files.values() if f is not None), None) for s in subs}
         for r in records.values():
-            fb.write(r, args.feedback)
+            fb.write(r, args.feedback, folders.get((r["assignment"], r["student"])))
     print(report.summary(records, assignments, time.monotonic() - started, failures, collected.skipped))
     if broken:
         for name, why in broken.items():

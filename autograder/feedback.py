@@ -43,10 +43,23 @@ def page(record: dict, nbname: str) -> str:
             f"</body></html>\n")
 
 
-def write(record: dict, out: Path) -> list[Path]:
+# nbgrader's `release_feedback` reads these beside each feedback page (nbgrader's `collect` puts
+# them in the submission folder): the submission's time, and the secret that names the page in the
+# exchange so that only its student finds it.
+RELEASE_FILES = ("timestamp.txt", "submission_secret.txt")
+
+
+def write(record: dict, out: Path, submission_folder: Path | None = None) -> list[Path]:
     written = []
     folder = Path(out) / record["student"] / record["assignment"]
     folder.mkdir(parents=True, exist_ok=True)
+    if submission_folder is not None:
+        import shutil
+
+        for name in RELEASE_FILES:
+            src = Path(submission_folder) / name
+            if src.is_file() and not src.is_symlink():
+                shutil.copyfile(src, folder / name)
     for nbname in record["notebooks"]:
         p = folder / f"{nbname}.html"
         tmp = folder / f".{nbname}.html.tmp"

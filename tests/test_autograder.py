@@ -517,3 +517,45 @@ def test_sandbox_refuses_user_namespaces_and_keeps_threads_and_subprocesses(tmp_
     lines = proc.stdout.split()
     assert lines[:3] == ["unshare", "-1", "1"], f"unshare(CLONE_NEWUSER) was not refused with EPERM: {proc.stdout}"
     assert "thread" in lines and "child" in lines, proc.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# On a class's hub, nbgrader's own Autograde is refused (autograder/hub.py, deploy/jupyterhub)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.grading
+def test_nbgrader_autograde_is_refused_with_the_hubs_config(tmp_path):
+    """With the hub's nbgrader configuration, `nbgrader autograde` stops before running any cell of
+    the submission (nbgrader would run it unsandboxed with the instructor's rights)."""
+    import shutil
+
+    from autograder import samples as smp
+    from autograder.hub import REFUSAL
+    from autograder.release import nbgrader_env
+
+    course = tmp_path / "course"
+    shutil.copytree(FIXTURE / "solutions", course / "solutions")
+    shutil.copytree(FIXTURE / "notebooks", course / "notebooks")
+    marker = tmp_path / "the-submission-ran"
+    hostile = smp.Sample("hostile", "00-echo", {"base": "solution", "prepend": [f"open({str(marker)!r}, 'w').write('ran')"]})
+    smp.write_class(course / "submitted", ["00-echo"], FIXTURE, samples=[hostile], hostile=True)
+    config = (REPO / "deploy" / "jupyterhub" / "nbgrader_config.py").read_text()
+    (course / "nbgrader_config.py").write_text((FIXTURE / "nbgrader_config.py").read_text() + "\n" + config.replace("c = get_config()  # noqa: F821", ""))
+    env = dict(nbgrader_env(), CLASS_DIR=str(tmp_path))
+    nbg = [sys.executable, "-m", "nbgrader"]
+    subprocess.run(nbg + ["generate_assignment", "00-echo", "--force"], cwd=course, env=env, check=True, capture_output=True, timeout=300)
+    proc = subprocess.run(nbg + ["autograde", "00-echo", "--create", "--force"], cwd=course, env=env, capture_output=True, text=True, timeout=300)
+    assert REFUSAL.split(":")[0] in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]
+    assert not marker.exists(), "nbgrader ran the submission's code although the hub's config refuses it"
+
+
+def test_hub_extension_takes_formgraders_executing_routes():
+    import re
+
+    from autograder import hub
+
+    routes = [re.compile(r + "$") for r in hub.REFUSED_ROUTES]
+    for path in ("/formgrader/api/submission/04/alice/autograde", "/formgrader/api/assignment/04/generate_feedback",
+                 "/formgrader/api/assignment/04/alice/generate_feedback", "/formgrader/submission/abc123"):
+        assert any(r.match(path) for r in routes), path
+    for path in ("/formgrader/api/assignment/04/release_feedback", "/formgrader/api/assignment/04/collect"):
+        assert not any(r.match(path) for r in routes), path

@@ -7,13 +7,16 @@ bytes from the peer either: it copies out what the kernel already put in the rec
 most `bufsize` bytes, and blocks only while that buffer is empty (seed 001, "send和recv原理剖析").
 
 Two ioctls of Linux tell how many bytes wait in each buffer (see tcp(7)):
-- FIONREAD (= SIOCINQ): bytes in the receive queue, not read yet by the application;
-- SIOCOUTQ (0x5411, = TIOCOUTQ): bytes in the send queue, not yet acknowledged by the peer
-  (sent or not). The same two figures are `ss -tn`'s Recv-Q and Send-Q, and /proc/net/tcp's
-  rx_queue and tx_queue (course.kernel).
+- SIOCINQ (= FIONREAD = TIOCINQ): bytes in the receive queue, not read yet by the application;
+- SIOCOUTQ (= TIOCOUTQ): bytes in the send queue, not yet acknowledged by the peer (sent or not).
+Python's termios module has their numbers for the machine it runs on (termios.FIONREAD,
+termios.TIOCINQ, termios.TIOCOUTQ): they differ between architectures (TIOCOUTQ is 0x5411 on x86
+and ARM, other numbers on PowerPC, MIPS, SPARC and Alpha), so never write the number itself. The same two figures are
+`ss -tn`'s Recv-Q and Send-Q, and /proc/net/tcp's rx_queue and tx_queue (course.kernel).
 
-Their sizes are socket options: SO_SNDBUF and SO_RCVBUF. Linux doubles the value you set, to make
-room for its own bookkeeping, and getsockopt() returns the doubled value (socket(7)); the defaults
+Their sizes are socket options: SO_SNDBUF and SO_RCVBUF. Linux first caps the value you set at
+net.core.wmem_max (SO_SNDBUF) or net.core.rmem_max (SO_RCVBUF), then doubles it, to make room for its
+own bookkeeping, and getsockopt() returns the doubled value (socket(7)); the defaults
 come from /proc/sys/net/ipv4/tcp_wmem and tcp_rmem, and without a setsockopt the kernel grows them
 on its own (autotuning). The buffer sizes count kernel memory, overhead included, not payload bytes:
 how many payload bytes really fit is measured, not computed, by `measure_fill`.
@@ -32,9 +35,9 @@ from course.deadline import wait_for
 from course.errors import SetupError
 from course.serving import tcp_pair  # noqa: F401  (notebooks import it from here)
 
-FIONREAD = termios.FIONREAD  # 0x541B on Linux: bytes waiting in the receive queue
-SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)  # 0x5411: bytes in the send queue, not yet acked
-SIOCOUTQNSD = 0x894B  # bytes in the send queue not yet sent at all (linux/sockios.h)
+FIONREAD = termios.FIONREAD  # = SIOCINQ = TIOCINQ: bytes waiting in the receive queue
+SIOCOUTQ = termios.TIOCOUTQ  # = SIOCOUTQ: bytes in the send queue, not yet acknowledged
+SIOCOUTQNSD = 0x894B  # bytes in the send queue not yet sent at all (linux/sockios.h: the same on every architecture)
 
 
 def _ioctl_int(sock: socket.socket, request: int) -> int:
@@ -81,15 +84,26 @@ def set_buffer_sizes(sock: socket.socket, sndbuf: int | None = None, rcvbuf: int
 
 
 def kernel_defaults() -> dict:
-    """The kernel's TCP buffer settings (min, default, max bytes) from /proc/sys/net/ipv4."""
+    """The kernel's TCP buffer settings (min, default, max bytes) from /proc/sys/net/ipv4, and the
+    caps on what SO_SNDBUF/SO_RCVBUF may ask for (net.core.wmem_max, rmem_max)."""
     out = {}
-    for name in ("tcp_wmem", "tcp_rmem"):
+    for name, path in (("tcp_wmem", "ipv4/tcp_wmem"), ("tcp_rmem", "ipv4/tcp_rmem"),
+                       ("wmem_max", "core/wmem_max"), ("rmem_max", "core/rmem_max")):
         try:
-            with open(f"/proc/sys/net/ipv4/{name}") as f:
-                out[name] = tuple(int(x) for x in f.read().split())
-        except OSError:
+            with open(f"/proc/sys/net/{path}") as f:
+                values = tuple(int(x) for x in f.read().split())
+            out[name] = values if name.startswith("tcp_") else values[0]
+        except (OSError, ValueError, IndexError):
             out[name] = None
     return out
+
+
+def expected_size(asked: int, option: str = "SO_SNDBUF") -> int | None:
+    """What getsockopt() reports after setsockopt(option, asked) on Linux: `asked` capped at
+    net.core.wmem_max (SO_SNDBUF) or rmem_max (SO_RCVBUF), then doubled. None if the cap is unknown.
+    (The kernel also has a floor of a few KiB, SOCK_MIN_SNDBUF/SOCK_MIN_RCVBUF, for tiny values.)"""
+    cap = kernel_defaults()["wmem_max" if option == "SO_SNDBUF" else "rmem_max"]
+    return None if cap is None else 2 * min(asked, cap)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,18 +148,45 @@ def fill_until_blocked(sender: socket.socket, chunk: int = 65536, limit: int = 2
     raise SetupError(f"send() took {total} bytes without blocking; is the receiver reading?")
 
 
-def measure_fill(sndbuf: int | None = None, rcvbuf: int | None = None, chunk: int = 65536, settle: float = 0.5) -> Fill:
+def settled(sender: socket.socket, receiver: socket.socket, accepted: int) -> bool:
+    """True when the `accepted` bytes are each in exactly one queue: the sender's (not acknowledged)
+    or the receiver's (acknowledged, not read). A byte received but not yet acknowledged counts in
+    both; the receiver's kernel acknowledges it within a few tens of milliseconds."""
+    return send_queue(sender) + recv_queue(receiver) == accepted
+
+
+def fill_completely(sender: socket.socket, receiver: socket.socket, settle: float = 5.0) -> int:
+    """Fill a connection whose `receiver` does not read until no ACK can free any more room: send
+    until BlockingIOError, wait (at most `settle` s) until the queues settle, and again, until a
+    send() right after settling still raises BlockingIOError. Then the sender stays unwritable for
+    as long as nobody reads. Returns the bytes accepted."""
+    total = 0
+    while True:
+        accepted, _ = fill_until_blocked(sender)
+        total += accepted
+        wait_for(lambda: settled(sender, receiver, total), settle,
+                 lambda: f"the queues did not settle within {settle} s ({total} bytes accepted, {send_queue(sender)} in the "
+                         f"sender's queue, {recv_queue(receiver)} in the receiver's); is the receiver reading?", error=SetupError)
+        if accepted == 0:
+            return total
+
+
+def measure_fill(sndbuf: int | None = None, rcvbuf: int | None = None, chunk: int = 65536, settle: float = 5.0) -> Fill:
     """Fill a loopback connection whose receiver never reads; return where the bytes went.
 
-    After the first BlockingIOError it waits (at most `settle` s) for the receiver's ACKs, so that
-    the sender's queue and the receiver's queue add up to what send() accepted."""
+    After the first BlockingIOError it waits (at most `settle` s) until the sender's queue and the
+    receiver's queue add up to what send() accepted: until the receiver's kernel has acknowledged
+    every byte it holds (a byte received but not yet acknowledged counts in both queues)."""
     with tcp_pair(sndbuf=sndbuf, rcvbuf=rcvbuf) as (sender, receiver):
         sizes = buffer_sizes(sender)["SO_SNDBUF"], buffer_sizes(receiver)["SO_RCVBUF"]
         accepted, short = fill_until_blocked(sender, chunk)
-        try:
-            wait_for(lambda: send_queue(sender) + recv_queue(receiver) == accepted, settle, "not settled")
-        except AssertionError:
-            pass  # a delayed ACK still in flight: the queues overlap by a few segments
+        wait_for(
+            lambda: settled(sender, receiver, accepted),
+            settle,
+            lambda: (f"the queues did not settle within {settle} s: send() accepted {accepted} bytes, the sender's queue "
+                     f"holds {send_queue(sender)} and the receiver's {recv_queue(receiver)}; is the machine very busy?"),
+            error=SetupError,
+        )
         return Fill(sndbuf, rcvbuf, sizes[0], sizes[1], accepted, short, send_queue(sender), recv_queue(receiver))
 
 

@@ -3,12 +3,16 @@
 TCP delivers bytes, in order, without gaps, and nothing else: it keeps no trace of how the sender
 cut them into send() calls. Three sends can arrive as one recv(), one send as several (seed 003:
 "不存在数据边界", there are no data boundaries; seed 002: "一次Read到的数据可能包含了多个报文，也可能只包含了
-半个报文"). The two protocols agree on where a message ends, in one of two classic ways:
+半个报文", the data one Read returns may hold several messages, or only half of one). The two protocols agree on where a message ends, in one of two classic ways:
 
-- a delimiter: every message ends with b"\\n" (SMTP, Redis, HTTP headers); `LineSplitter`.
+- a delimiter: every message ends with a byte (or bytes) that cannot occur inside it; here
+  b"\\n". SMTP (RFC 5321), HTTP/1.1 headers (RFC 9112) and Redis commands and replies (RESP) end
+  their lines with b"\\r\\n"; `LineSplitter` splits on b"\\n" by default and on any delimiter
+  given (delimiter=b"\\r\\n").
 - a length prefix: every message starts with its length, here a 4-byte unsigned big-endian
   integer, struct format "!I" (network byte order, as in every header of RFC 791/9293);
-  `encode_message` and `MessageDecoder`.
+  `encode_message` and `MessageDecoder`. Redis mixes both: a bulk string is a line b"$5\\r\\n"
+  giving the length in decimal, then that many bytes and b"\\r\\n".
 
 The splitter and the decoder are pure (the h11 habit): they are fed whatever bytes recv() happened
 to return and hand back the complete messages, holding on to a partial one until the rest comes.
@@ -142,6 +146,9 @@ class LineSplitter:
     `pending` until the rest arrives (it can arrive one byte at a time). A line longer than
     `max_line` bytes (delimiter not counted) raises LineTooLong as soon as the bytes fed so far
     show it, complete or not: a peer that never sends the delimiter cannot make us buffer forever.
+    The feed that raises returns no line (not even the ones completed before the long one) and
+    leaves `pending` empty: after LineTooLong the stream is broken, the splitter lets go of what it
+    held, and the caller closes the connection instead of feeding it again.
     b"a\\r\\n" split on b"\\n" gives b"a\\r": the splitter strips the delimiter and nothing else.
     """
 
@@ -159,11 +166,13 @@ class LineSplitter:
         lines, tail = parts[:-1], parts[-1]
         for line in lines:
             if len(line) > self.max_line:
+                self.pending = b""
                 raise LineTooLong(f"a line of {len(line)} bytes is longer than max_line={self.max_line}")
         # A tail ending with the start of a multi-byte delimiter (b"\r" of b"\r\n") may still be
         # a short line: those bytes do not count until we know.
         undecided = next((k for k in range(len(self.delimiter) - 1, 0, -1) if tail.endswith(self.delimiter[:k])), 0)
         if len(tail) - undecided > self.max_line:
+            self.pending = b""
             raise LineTooLong(
                 f"{len(tail)} bytes arrived without a {self.delimiter!r}, more than max_line={self.max_line}"
             )

@@ -55,6 +55,23 @@ def test_linux_doubles_the_buffer_size_you_set():
     assert sizes == {"SO_SNDBUF": 16384, "SO_RCVBUF": 20000}
 
 
+def test_linux_caps_the_size_at_wmem_max_and_rmem_max_before_doubling():
+    caps = buffers.kernel_defaults()
+    assert caps["wmem_max"] > 0 and caps["rmem_max"] > 0
+    with socket.socket() as s:
+        sizes = set_buffer_sizes(s, sndbuf=caps["wmem_max"] + 1000, rcvbuf=caps["rmem_max"] * 4)
+    assert sizes == {"SO_SNDBUF": 2 * caps["wmem_max"], "SO_RCVBUF": 2 * caps["rmem_max"]}
+    assert buffers.expected_size(caps["wmem_max"] + 1000, "SO_SNDBUF") == 2 * caps["wmem_max"]
+    assert buffers.expected_size(8192, "SO_RCVBUF") == 16384
+
+
+def test_queue_constants_come_from_termios():
+    import termios
+
+    assert buffers.FIONREAD == termios.FIONREAD == termios.TIOCINQ
+    assert buffers.SIOCOUTQ == termios.TIOCOUTQ
+
+
 def test_buffer_sizes_of_a_pair():
     with tcp_pair(sndbuf=8192, rcvbuf=8192) as (a, b):
         assert buffer_sizes(a)["SO_SNDBUF"] == 16384
@@ -82,12 +99,24 @@ def test_fill_until_blocked_refuses_a_reader_that_keeps_up():
 def test_measure_fill_accounts_for_the_bytes_and_grows_with_sndbuf():
     small = measure_fill(sndbuf=4096, rcvbuf=4096)
     large = measure_fill(sndbuf=1_048_576, rcvbuf=4096)
-    assert small.sndbuf == 8192 and large.sndbuf == 2 * 1_048_576
+    assert small.sndbuf == 8192 and large.sndbuf == buffers.expected_size(1_048_576, "SO_SNDBUF")
     assert large.accepted > small.accepted > 0
     for f in (small, large):
         # every accepted byte is in one queue or the other (a byte not yet acknowledged in both)
-        assert f.in_send_queue + f.in_recv_queue >= f.accepted
+        assert f.in_send_queue + f.in_recv_queue == f.accepted  # measure_fill waits until they settle
         assert f.in_recv_queue <= f.accepted
+
+
+def test_fill_completely_leaves_the_sender_unwritable():
+    import selectors
+
+    with tcp_pair(sndbuf=8192, rcvbuf=8192) as (a, b), selectors.DefaultSelector() as selector:
+        total = buffers.fill_completely(a, b)
+        assert total > 0 and buffers.settled(a, b, total)
+        selector.register(a, selectors.EVENT_WRITE)
+        assert selector.select(0) == []
+        with pytest.raises(BlockingIOError):
+            a.send(b"x")
 
 
 def test_measure_fills_returns_plain_rows_and_plots_them():

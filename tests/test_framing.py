@@ -115,6 +115,18 @@ def test_splitter_line_too_long_complete_or_pending():
     assert s.feed(b"12345") == [] and s.feed(b"\n") == [b"12345"]
 
 
+def test_splitter_lets_go_of_what_it_held_after_line_too_long():
+    s = LineSplitter(max_line=5)
+    assert s.feed(b"ok\n1234") == [b"ok"] and s.pending == b"1234"
+    with pytest.raises(LineTooLong):
+        s.feed(b"56")
+    assert s.pending == b""
+    s = LineSplitter(max_line=5)
+    with pytest.raises(LineTooLong):
+        s.feed(b"a\n123456\nb")  # the line b"a" before the long one is not returned either
+    assert s.pending == b""
+
+
 def test_splitter_refuses_an_empty_delimiter():
     with pytest.raises(ValueError):
         LineSplitter(delimiter=b"")
@@ -122,7 +134,7 @@ def test_splitter_refuses_an_empty_delimiter():
 
 @settings(max_examples=200, derandomize=True, database=None)
 @given(
-    lines=st.lists(st.binary(max_size=20).map(lambda b: b.replace(b"\n", b"")), max_size=10),
+    lines=st.lists(st.one_of(st.binary(max_size=20), st.sampled_from([b"a\r", b"\r", b"GET / HTTP/1.1\r"])).map(lambda b: b.replace(b"\n", b"")), max_size=10),
     tail=st.binary(max_size=10).map(lambda b: b.replace(b"\n", b"")),
     points=st.lists(st.integers(0, 10_000), max_size=15),
 )

@@ -25,7 +25,10 @@ from course.stream_peers import (
     SlowReader,
     connect,
 )
-import test_06_wrong as wrong
+from autograder.samples.cases import load_cases
+from registry_cases import case_replace
+
+CASES = {c.name: c for c in load_cases(assignment="06-buffers-framing")}
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +36,10 @@ def no_evidence_publishing(monkeypatch):
     monkeypatch.setenv("COURSE_EVIDENCE", "0")
 
 
-def learner(source: str) -> dict:
-    """Run a solution cell's source in a namespace like the notebook's."""
+def learner(name: str) -> dict:
+    """Run the cell of registry case `name` (autograder/samples/06-buffers-framing) in a namespace
+    like the notebook's, with the reference recv_exactly."""
+    case = CASES[name]
     namespace = {
         "socket": socket,
         "struct": struct,
@@ -42,9 +47,11 @@ def learner(source: str) -> dict:
         "selectors": selectors,
         "IncompleteMessage": IncompleteMessage,
         "LineTooLong": LineTooLong,
+        "MessageTooLong": framing.MessageTooLong,
+        "MAX_MESSAGE": framing.MAX_MESSAGE,
         "recv_exactly": framing.recv_exactly,
     }
-    exec(source, namespace)
+    exec(case_replace(case)[case.cell], namespace)
     return namespace
 
 
@@ -196,95 +203,146 @@ def evidence_of(run) -> list:
 
 
 REFERENCE_RUNS = {
-    "recv_exactly": lambda hard: stream_peers.check_recv_exactly(framing.recv_exactly, hard=hard),
-    "messages": lambda hard: stream_peers.check_messages(framing.send_message, framing.recv_message, hard=hard),
-    "lines": lambda hard: stream_peers.check_line_splitter(framing.LineSplitter, hard=hard, examples=100),
-    "sendall": lambda hard: stream_peers.check_sendall_nonblocking(reference_sendall, hard=hard),
+    "recv_exactly": lambda level: stream_peers.check_recv_exactly(framing.recv_exactly, level=level),
+    "messages": lambda level: stream_peers.check_messages(framing.send_message, framing.recv_message, level=level),
+    "lines": lambda level: stream_peers.check_line_splitter(framing.LineSplitter, level=level, examples=100),
+    "sendall": lambda level: stream_peers.check_sendall_nonblocking(reference_sendall, level=level),
 }
 
 
-@pytest.mark.parametrize("hard", [False, True], ids=["self-check", "hidden"])
+@pytest.mark.parametrize("level", stream_peers.LEVELS)
 @pytest.mark.parametrize("name", sorted(REFERENCE_RUNS))
-def test_reference_passes_and_evidence_is_deterministic(name, hard):
-    first = evidence_of(lambda: REFERENCE_RUNS[name](hard))
-    second = evidence_of(lambda: REFERENCE_RUNS[name](hard))
+def test_reference_passes_and_evidence_is_deterministic(name, level):
+    first = evidence_of(lambda: REFERENCE_RUNS[name](level))
+    second = evidence_of(lambda: REFERENCE_RUNS[name](level))
     assert first and first == second
     text = repr(first)
     assert "127.0.0.1" not in text
 
 
+def test_hard_is_the_hidden_level_and_levels_are_checked():
+    assert stream_peers._level(None, True) == "hidden" and stream_peers._level(None, False) == "self-check"
+    with pytest.raises(ValueError):
+        stream_peers.check_recv_exactly(framing.recv_exactly, level="easy")
+
+
+@pytest.mark.parametrize("level", ["adversarial", "hidden"])
+def test_the_property_run_draws_lines_ending_in_cr_and_too_long_lines(level):
+    (evidence,) = evidence_of(lambda: stream_peers.check_line_splitter(framing.LineSplitter, level=level))
+    assert evidence["examples"] == (100 if level == "adversarial" else 300)
+    assert evidence["lines_ending_in_cr"] > 20 and evidence["raised"] > 10
+
+
+def test_fixed_chunkings_end_lines_in_cr_and_raise_line_too_long():
+    traces = [stream_peers._run_splitter(framing.LineSplitter, m, c) for m, c in stream_peers.LINE_CASES_BASIC]
+    assert any(line.endswith(b"\r") for t in traces for step in t if isinstance(step[0], list) for line in step[0])
+    assert [t[-1] for t in traces if t[-1][0] == "LineTooLong"] == [("LineTooLong", b"")] * 3
+
+
 # ----------------------------------------------------------------------------------------------
-# Checks fail the wrong implementations with a useful sentence
+# Checks fail the wrong implementations of the registry with a sentence to act on
 # ----------------------------------------------------------------------------------------------
-def test_single_recv_is_told_to_loop():
-    fn = learner(wrong.RECV_EXACTLY_SINGLE_RECV)["recv_exactly"]
-    with pytest.raises(YourCodeError, match="loop until you have n bytes"):
-        stream_peers.check_recv_exactly(fn)
+FUNCTION = {"recv_exactly": "recv_exactly", "line-splitter": "LineSplitter", "sendall-nonblocking": "sendall_nonblocking"}
 
 
-def test_partial_data_on_eof_is_told_to_raise_incomplete_message():
-    fn = learner(wrong.RECV_EXACTLY_PARTIAL_ON_EOF)["recv_exactly"]
-    with pytest.raises(YourCodeError, match="IncompleteMessage"):
-        stream_peers.check_recv_exactly(fn)
-    with pytest.raises(YourCodeError, match="IncompleteMessage"):
-        stream_peers.check_recv_exactly(fn, hard=True)
+def run_check(name: str, level: str) -> None:
+    """The check of case `name`'s exercise at `level`, on the case's code (the reference for the rest)."""
+    case = CASES[name]
+    ns = learner(name)
+    if case.cell == "recv_exactly":
+        stream_peers.check_recv_exactly(ns["recv_exactly"], level=level)
+    elif case.cell == "messages":
+        stream_peers.check_messages(ns["send_message"], ns["recv_message"], level=level)
+    elif case.cell == "line-splitter":
+        stream_peers.check_line_splitter(ns["LineSplitter"], level=level)
+    else:
+        stream_peers.check_sendall_nonblocking(ns["sendall_nonblocking"], level=level)
 
 
-def test_looping_on_eof_fails_fast_through_the_deadline():
-    fn = learner(wrong.RECV_EXACTLY_LOOPS_ON_EOF)["recv_exactly"]
-    started = time.monotonic()
-    with pytest.raises(YourCodeError, match="did not return within"):
-        stream_peers.check_recv_exactly(fn, timeout=0.5)
-    assert time.monotonic() - started < 5
+# case: (the first level that fails it, the sentence it gets); every later level fails it too
+SENTENCES = {
+    "recv-exactly-single-recv": ("self-check", "loop until you have n bytes"),
+    "recv-exactly-reads-past-n": ("self-check", "at most the bytes still missing"),
+    "recv-exactly-partial-on-eof": ("self-check", "never return part of the message"),
+    "recv-exactly-incomplete-without-data": ("self-check", "with the bytes you got"),
+    "recv-exactly-loops-on-eof": ("self-check", "did not return within"),
+    "recv-exactly-zero-calls-recv": ("adversarial", r"recv_exactly\(sock, 0\).*IncompleteMessage"),
+    "recv-exactly-sets-its-own-timeout": ("self-check", "leave timeouts to the socket"),
+    "messages-refuses-exactly-max-size": ("hidden", "exactly max_size"),
+    "line-splitter-reverses-lines": ("self-check", "expected"),
+    "messages-little-endian": ("self-check", "could not decode"),
+    "messages-send-instead-of-sendall": ("adversarial", "sendall"),
+    "messages-payload-single-recv": ("adversarial", "recv_exactly that many bytes"),
+    "messages-never-none": ("self-check", "return None"),
+    "messages-none-on-cut-header": ("adversarial", "must raise IncompleteMessage"),
+    "messages-no-max-size": ("adversarial", "raise MessageTooLong"),
+    "line-splitter-drops-tail": ("self-check", "pending"),
+    "line-splitter-keeps-newline": ("self-check", "without its"),
+    "line-splitter-strips-cr": ("self-check", r"b'a\\r'|\\r"),
+    "line-splitter-skips-empty-lines": ("self-check", "expected"),
+    "line-splitter-pending-none": ("self-check", "None"),
+    "line-splitter-counts-newline": ("self-check", "LineTooLong"),
+    "line-splitter-checks-only-pending": ("self-check", "LineTooLong"),
+    "line-splitter-raises-a-feed-late": ("self-check", "LineTooLong"),
+    "line-splitter-keeps-pending-after-error": ("self-check", "leaving .pending empty"),
+    "sendall-calls-sendall": ("self-check", r"sock\.send\(\)"),
+    "sendall-ignores-return-value": ("self-check", r"never the start again"),
+    "sendall-spins": ("adversarial", "instead of retrying in a loop"),
+    "sendall-no-deadline": ("adversarial", "give each wait only the time left"),
+    "sendall-full-timeout-each-wait": ("adversarial", "a peer reading 1 KiB every 0.1 s was still running"),
+    "sendall-switches-to-blocking": ("self-check", "blocking mode"),
+    "sendall-returns-count": ("self-check", "return None"),
+}
 
 
-def test_recv_exactly_reading_past_n_is_caught():
-    def greedy(sock, n):
-        data = b""
-        while len(data) < n:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise IncompleteMessage(n, data)
-            data += chunk
-        return data[:n]
-
-    with pytest.raises(YourCodeError, match="were lost"):
-        stream_peers.check_recv_exactly(greedy)
+def test_every_wrong_case_of_the_registry_has_a_sentence():
+    wrong = {name for name, case in CASES.items() if case.fails}
+    assert wrong == set(SENTENCES)
 
 
-def test_little_endian_prefix_is_caught_both_ways():
-    ns = learner(wrong.MESSAGES_LITTLE_ENDIAN)
-    with pytest.raises(YourCodeError, match="could not decode"):
-        stream_peers.check_messages(ns["send_message"], framing.recv_message)
-    with pytest.raises(YourCodeError, match="'!I'"):
-        stream_peers.check_messages(framing.send_message, ns["recv_message"])
+@pytest.mark.parametrize("name", sorted(SENTENCES))
+def test_wrong_case_fails_from_its_level_on_with_its_sentence(name):
+    first, sentence = SENTENCES[name]
+    levels = stream_peers.LEVELS
+    for level in levels[: levels.index(first)]:
+        run_check(name, level)  # passes the levels before: it breaks only what that level checks
+    with pytest.raises(YourCodeError, match=sentence):
+        run_check(name, first)
 
 
-def test_send_instead_of_sendall_is_caught_by_the_large_message():
-    def send_once(sock, payload):
-        sock.send(struct.pack("!I", len(payload)) + payload)
-
-    stream_peers.check_messages(send_once, framing.recv_message)  # small messages: luck
-    with pytest.raises(YourCodeError, match="sendall"):
-        stream_peers.check_messages(send_once, framing.recv_message, hard=True)
+@pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if not c.fails))
+def test_alternatives_pass_every_level(name):
+    for level in stream_peers.LEVELS:
+        run_check(name, level)
 
 
-def test_recv_message_returning_partial_or_raising_at_clean_close_is_caught():
-    def never_none(sock):
-        header = framing.recv_exactly(sock, 4)
-        return framing.recv_exactly(sock, struct.unpack("!I", header)[0])
+def test_strips_cr_is_caught_by_the_property_run_too():
+    cls = learner("line-splitter-strips-cr")["LineSplitter"]
+    with pytest.raises(YourCodeError, match="\\\\r"):
+        stream_peers.check_line_splitter(cls, level="adversarial")
 
-    with pytest.raises(YourCodeError, match="return None"):
-        stream_peers.check_messages(framing.send_message, never_none)
 
-    def partial(sock):
-        data = b""
-        while len(data) < 4:
-            chunk = sock.recv(4 - len(data))
-            if not chunk:
-                return None
-            data += chunk
-        length = struct.unpack("!I", data)[0]
+def test_recv_message_without_a_max_size_parameter_is_told_so():
+    def old_signature(sock):
+        return framing.recv_message(sock)
+
+    with pytest.raises(YourCodeError, match="max_size"):
+        stream_peers.check_messages(framing.send_message, old_signature, level="adversarial")
+
+
+def test_recv_message_refusing_exactly_max_size_is_caught():
+    def off_by_one(sock, max_size=framing.MAX_MESSAGE):
+        return framing.recv_message(sock, max_size=max_size - 1)
+
+    stream_peers.check_messages(framing.send_message, off_by_one, level="adversarial")
+    with pytest.raises(YourCodeError, match="exactly max_size"):
+        stream_peers.check_messages(framing.send_message, off_by_one, level="hidden")
+
+
+def test_recv_message_returning_a_partial_payload_is_caught():
+    def partial(sock, max_size=framing.MAX_MESSAGE):
+        header = framing.recv_exactly(sock, 4) if True else b""
+        length = struct.unpack("!I", header)[0]
         body = b""
         while len(body) < length:
             chunk = sock.recv(length - len(body))
@@ -294,15 +352,7 @@ def test_recv_message_returning_partial_or_raising_at_clean_close_is_caught():
         return body
 
     with pytest.raises(YourCodeError, match="IncompleteMessage"):
-        stream_peers.check_messages(framing.send_message, partial, hard=True)
-
-
-def test_line_splitter_dropping_the_tail_is_caught():
-    cls = learner(wrong.LINE_SPLITTER_DROPS_TAIL)["LineSplitter"]
-    with pytest.raises(YourCodeError, match="pending"):
-        stream_peers.check_line_splitter(cls)
-    with pytest.raises(YourCodeError, match="pending"):
-        stream_peers.check_line_splitter(cls, hard=True, examples=100)
+        stream_peers.check_messages(framing.send_message, partial, level="adversarial")
 
 
 def test_line_splitter_without_a_length_guard_is_caught():
@@ -315,66 +365,7 @@ def test_line_splitter_without_a_length_guard_is_caught():
         stream_peers.check_line_splitter(Unbounded)
 
 
-def test_line_splitter_checking_only_the_tail_is_caught_by_the_property():
-    class TailOnly(framing.LineSplitter):
-        def feed(self, chunk):
-            *lines, tail = (self.pending + chunk).split(b"\n")
-            if len(tail) > self.max_line:
-                raise LineTooLong("tail")
-            self.pending = tail
-            return lines
-
-    with pytest.raises(YourCodeError):
-        stream_peers.check_line_splitter(TailOnly, hard=True, examples=100)
-
-
-def test_sendall_ignoring_send_return_value_is_caught():
-    fn = learner(wrong.SENDALL_IGNORES_RETURN_VALUE)["sendall_nonblocking"]
-    with pytest.raises(YourCodeError, match="never the start again|data\\[sent:\\]"):
-        stream_peers.check_sendall_nonblocking(fn)
-
-
-def test_sendall_spinning_is_caught_at_the_deadline():
-    fn = learner(wrong.SENDALL_SPINS)["sendall_nonblocking"]
-    with pytest.raises(YourCodeError, match="instead of retrying in a loop"):
-        stream_peers.check_sendall_nonblocking(fn, hard=True)
-
-
-def test_sendall_without_deadline_is_caught():
-    def no_deadline(sock, data, timeout):
-        view, sent = memoryview(data), 0
-        with selectors.DefaultSelector() as selector:
-            selector.register(sock, selectors.EVENT_WRITE)
-            while sent < len(view):
-                selector.select()
-                try:
-                    sent += sock.send(view[sent:])
-                except BlockingIOError:
-                    pass
-
-    started = time.monotonic()
-    with pytest.raises(YourCodeError, match="did not return within"):
-        stream_peers.check_sendall_nonblocking(no_deadline, hard=True)
-    assert time.monotonic() - started < 6
-
-
-def test_sendall_switching_to_blocking_mode_is_caught():
-    def blocking(sock, data, timeout):
-        sock.settimeout(timeout)
-        view, sent = memoryview(data), 0
-        while sent < len(view):
-            sent += sock.send(view[sent:])
-
-    with pytest.raises(YourCodeError, match="blocking mode"):
-        stream_peers.check_sendall_nonblocking(blocking)
-
-
-def test_sendall_calling_sendall_is_told_to_use_send():
-    with pytest.raises(YourCodeError, match="sock.send()"):
-        stream_peers.check_sendall_nonblocking(lambda sock, data, timeout: sock.sendall(data))
-
-
-def test_blank_stub_fails_fast_with_not_implemented():
+def test_blank_stub_fails_with_not_implemented():
     def stub(*args, **kwargs):
         raise NotImplementedError()
 
@@ -382,15 +373,12 @@ def test_blank_stub_fails_fast_with_not_implemented():
         def __init__(self, max_line=1024):
             raise NotImplementedError()
 
-    started = time.monotonic()
-    for run in [
-        lambda: stream_peers.check_recv_exactly(stub),
-        lambda: stream_peers.check_messages(stub, stub),
-        lambda: stream_peers.check_line_splitter(Stub),
-        lambda: stream_peers.check_line_splitter(Stub, hard=True),
-        lambda: stream_peers.check_sendall_nonblocking(stub),
-        lambda: stream_peers.check_sendall_nonblocking(stub, hard=True),
-    ]:
-        with pytest.raises(NotImplementedError):
-            run()
-    assert time.monotonic() - started < 5
+    for level in stream_peers.LEVELS:
+        for run in [
+            lambda: stream_peers.check_recv_exactly(stub, level=level),
+            lambda: stream_peers.check_messages(stub, stub, level=level),
+            lambda: stream_peers.check_line_splitter(Stub, level=level),
+            lambda: stream_peers.check_sendall_nonblocking(stub, level=level),
+        ]:
+            with pytest.raises(NotImplementedError):
+                run()

@@ -46,3 +46,15 @@ def test_no_fixed_port_in_code_tests_or_notebooks():
                 if FIXED_PORT.search(line.replace('\\"', '"')) and "fixed-port-ok" not in line:
                     offenders.append(f"{path.relative_to(REPO)}:{n}")
     assert not offenders, f"literal ports in bind/connect (use port 0): {offenders}"
+
+
+def test_tool_dependencies_live_in_extras_not_in_the_learners_environment():
+    """ruff, jupyterhub and playwright are for developers and instructors: extras, never what a
+    learner installs (pyproject's dependencies, environment.yml)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert set(extras) <= {"test", "class", "dev"}, f"unknown extras {set(extras)}"
+    assert any(r.startswith("jupyterhub==") for r in extras["class"]), "the hub's tested version is pinned in [class]"
+    learner = " ".join(project["dependencies"]) + (REPO / "environment.yml").read_text()
+    for tool in ("ruff", "jupyterhub", "playwright"):
+        assert tool not in learner, f"{tool} is in the learner's environment"

@@ -50,8 +50,15 @@ from autograder import samples as smp  # noqa: E402
 from autograder.grade import hidden_lines  # noqa: E402
 from autograder.hub import REFUSAL  # noqa: E402
 
-JUPYTERHUB = "jupyterhub==6.1.1"
-PROXY = "configurable-http-proxy@5.3.0"
+def _pinned(extra: str, name: str) -> str:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return next(r for r in project["optional-dependencies"][extra] if r.replace(" ", "").startswith(name + "=="))
+
+
+JUPYTERHUB = _pinned("class", "jupyterhub")  # the version this hub is tested with (pyproject's [class] extra)
+PROXY = "configurable-http-proxy@5.3.0"  # from npm, likewise pinned
 ROOT = Path(os.environ.get("CLASS_DEMO_ROOT", "/srv/sockets-class"))
 MARK = "sockets-course class demo"
 ASSIGNMENT = "04-tcp-client-server"
@@ -202,6 +209,108 @@ def proxy(prepare: bool = False) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
+# A real browser: Debian's Chromium driven by Playwright (its own browser download cannot work here)
+# ----------------------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-default-apps", "--metrics-recording-only"]
+
+
+class Browser:
+    """One Chromium for the run; a page per person; a screenshot of every page when a step fails."""
+
+    def __init__(self, shots: Path):
+        from playwright.sync_api import sync_playwright
+
+        self.shots = shots
+        self._pw = sync_playwright().start()
+        self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        self.pages: dict[str, object] = {}
+
+    def page(self, who: str):
+        if who not in self.pages:
+            context = self.browser.new_context(viewport={"width": 1400, "height": 900})
+            context.set_default_timeout(60_000)
+            self.pages[who] = context.new_page()
+        return self.pages[who]
+
+    def screenshots(self) -> list[str]:
+        out = []
+        for who, page in self.pages.items():
+            path = self.shots / f"{who}.png"
+            try:
+                page.screenshot(path=str(path), full_page=True)
+                out.append(str(path))
+            except Exception:  # noqa: BLE001 - a crashed page has no picture
+                pass
+        return out
+
+    def close(self) -> None:
+        try:
+            self.browser.close()
+        finally:
+            self._pw.stop()
+
+
+def _has_playwright() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def log_in(page, name: str, password: str) -> None:
+    page.goto(f"{HUB}/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(f"**/user/{name}/lab**", timeout=120_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+
+
+def student_in_the_browser(page, name: str, password: str) -> None:
+    """Log in, fetch from the Assignments tab, open the notebook, run a cell, Validate, Submit."""
+    log_in(page, name, password)
+    page.click("text=Nbgrader")
+    page.click("li.lm-Menu-item >> text=Assignment List")
+    panel = page.locator(".jp-Activity:has-text('Released assignments'), #nbgrader-assignment-list").first
+    panel.locator("button:has-text('Fetch')").first.click()
+    panel.locator("button:has-text('Submit')").first.wait_for()
+    # the fetched notebook: open it from the list of downloaded assignments
+    panel.locator(f"text={ASSIGNMENT}").first.click()
+    panel.locator(f"a:has-text('{ASSIGNMENT}')").last.click()
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").last
+    notebook.locator(".jp-CodeCell").first.wait_for()
+    page.locator(".jp-StatusBar-Widget:has-text('Idle')").first.wait_for(timeout=120_000)  # the kernel is up
+    notebook.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
+    page.click("text=Run >> nth=0")
+    page.click("li.lm-Menu-item >> text=Run Selected Cell")
+    notebook.locator(".jp-CodeCell .jp-InputPrompt:has-text('[1]')").first.wait_for(timeout=120_000)
+    notebook.locator("button:has-text('Validate'), .jp-ToolbarButtonComponent:has-text('Validate')").first.click()
+    page.locator(".jp-Dialog:has-text('Validat')").first.wait_for(timeout=180_000)
+    page.locator(".jp-Dialog button").last.click()
+    page.click("text=Nbgrader")
+    page.click("li.lm-Menu-item >> text=Assignment List")
+    panel.locator("button:has-text('Submit')").first.click()
+    panel.locator("text=Submitted assignments").first.wait_for()
+    wait(lambda: panel.locator(".list_item:has-text('UTC'), li:has-text('UTC')").count() > 0, 60,
+         f"{name}'s submission did not appear in the Assignments tab")
+
+
+def instructor_in_the_browser(page, name: str, password: str, student: str) -> None:
+    """Log in, open Formgrader, go to the assignment's submissions, and find the student's."""
+    log_in(page, name, password)
+    # JupyterHub forbids framing any user's server (frame-ancestors 'none': users share one origin,
+    # so framing would allow clickjacking between them), so Formgrader's panel in the lab stays
+    # empty ("refused to connect"); on a hub the instructor opens Formgrader in its own tab.
+    page.goto(f"{HUB}/user/{name}/formgrader")
+    page.locator(f"text={ASSIGNMENT}").first.wait_for()
+    page.locator(f"a[href*='manage_submissions/{ASSIGNMENT}']").first.click()
+    page.locator(f"text={student}").first.wait_for()
+
+
+# ----------------------------------------------------------------------------------------------
 # The class
 # ----------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
@@ -218,6 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     if any(line.split()[1] != "lo" for line in addresses.splitlines()):
         print("class demo: run inside a network namespace with only lo (`make class-demo` makes one)", file=sys.stderr)
         return 2
+    browser_wanted = "--browser" in argv
+    if browser_wanted and not (Path(CHROMIUM).exists() and _has_playwright()):
+        why = f"{CHROMIUM} or Playwright's Python package is missing (apt-get install chromium; pip install '.[class]')"
+        if os.environ.get("CI") == "true":
+            print(f"class demo: FAILED: the browser test cannot run: {why}", file=sys.stderr)
+            return 1
+        print(f"class demo: the browser test is skipped: {why}", file=sys.stderr)
+        browser_wanted = False
     ROOT.mkdir(parents=True, exist_ok=True)
     os.chmod(ROOT, 0o755)
     clean_leftovers()
@@ -225,7 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     class_dir = ROOT / prefix
     instructor, ta = f"{prefix}-instructor", f"{prefix}-ta"
     students = {f"{prefix}-{name}": sample for name, sample in STUDENTS.items()}
+    in_browser = f"{prefix}-dave" if browser_wanted else None  # works in JupyterLab, and hands in the release as is
+    if in_browser:
+        students[in_browser] = "blank"
     accounts = [instructor, ta, *students]
+    browser = None
     staff = f"{prefix}-staff"
     hub = None
     counts = {"fetched": 0, "submitted": 0, "graded": 0, "feedback": 0}
@@ -315,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         all_samples = {s.name: s for s in smp.for_assignment(ASSIGNMENT, smp.load())}
         gradebook = course / "gradebook.db"
         for name, sample_name in students.items():
+            if name == in_browser:
+                continue
             base = f"{HUB}/user/{name}"
             status, body = http("POST", f"{base}/assignments/fetch", tokens[name],
                                 form={"course_id": "sockets", "assignment_id": ASSIGNMENT})
@@ -339,6 +462,18 @@ def main(argv: list[str] | None = None) -> int:
             if len(inbound) != 1 or inbound[0].stat().st_uid != pwd.getpwnam(name).pw_uid:
                 raise DemoError(f"the exchange holds {len(inbound)} submission(s) of {name}, or not owned by them")
             counts["submitted"] += 1
+        if in_browser:
+            browser = Browser(Path(f"/tmp/class-demo-{prefix}"))
+            browser.shots.mkdir(exist_ok=True)
+            student_in_the_browser(browser.page(in_browser), in_browser, passwords[in_browser])
+            uid = pwd.getpwnam(in_browser).pw_uid
+            fetched = Path(pwd.getpwnam(in_browser).pw_dir) / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+            inbound = list((class_dir / "exchange" / "sockets" / "inbound").glob(f"{in_browser}+{ASSIGNMENT}+*"))
+            if not fetched.exists() or fetched.stat().st_uid != uid or len(inbound) != 1 or inbound[0].stat().st_uid != uid:
+                raise DemoError(f"{in_browser} worked in the browser, but the fetched notebook or the submission is missing or not theirs")
+            counts["fetched"] += 1
+            counts["submitted"] += 1
+            log(f"{in_browser} logged in, fetched, ran a cell, validated and submitted in Chromium")
         log(f"{counts['fetched']} fetched, {counts['submitted']} submitted (files owned by each student)")
 
         # 6. Formgrader's Autograde is refused; the course's grader grades
@@ -382,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
             raise DemoError("scores differ from the samples' expectations: " + "; ".join(mismatch) + "\n" + proc.stdout[-1500:])
         run(nbg + ["release_feedback", ASSIGNMENT], user=instructor, cwd=course, env=cls_env)
         log(f"graded {counts['graded']} with the course's grader; feedback released")
+        if browser is not None:
+            instructor_in_the_browser(browser.page(instructor), instructor, passwords[instructor], in_browser)
+            log(f"{instructor} opened Formgrader in Chromium and saw {in_browser}'s submission")
 
         # 7. students fetch their feedback
         hidden = hidden_lines(smp.nbformat.read(course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4))
@@ -402,8 +540,10 @@ def main(argv: list[str] | None = None) -> int:
             counts["feedback"] += 1
         log(f"{counts['feedback']} feedback pages fetched, each with its score and no hidden test line")
         ok = True
-    except (DemoError, subprocess.TimeoutExpired, OSError, KeyError) as exc:
-        print(f"class demo: FAILED: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, and everything is cleaned up
+        print(f"class demo: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if browser is not None:
+            print(f"class demo: screenshots: {', '.join(browser.screenshots()) or 'none'}", file=sys.stderr)
         hub_log = class_dir / "hub" / "hub.log"
         if hub_log.exists():
             kept = Path(f"/tmp/class-demo-{prefix}-hub.log")
@@ -414,6 +554,8 @@ def main(argv: list[str] | None = None) -> int:
             print("class demo: the hub's log (warnings and errors, last 40 lines):\n" + "\n".join(tail), file=sys.stderr)
         ok = False
     finally:
+        if browser is not None:
+            browser.close()
         if hub is not None and hub.poll() is None:
             os.killpg(hub.pid, signal.SIGTERM)
             try:

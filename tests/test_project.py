@@ -58,3 +58,18 @@ def test_tool_dependencies_live_in_extras_not_in_the_learners_environment():
     learner = " ".join(project["dependencies"]) + (REPO / "environment.yml").read_text()
     for tool in ("ruff", "jupyterhub", "playwright"):
         assert tool not in learner, f"{tool} is in the learner's environment"
+
+
+def test_every_glossary_term_is_used_in_the_notebook_the_glossary_names():
+    """README's bilingual glossary: each Chinese term appears in the notebook it names (its first use)."""
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Glossary"):].split("\n## ")[0]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ") and not line.startswith("| 中文")]
+    assert len(rows) >= 10, "the glossary lost its rows"
+    for cells in rows:
+        terms = [t.strip() for t in cells[0].split("/")]
+        where = cells[3].strip()[:2]
+        (notebook,) = (REPO / "solutions").glob(f"{where}-*/*.ipynb")
+        text = notebook.read_text()
+        missing = [t for t in terms if t not in text]
+        assert not missing, f"glossary terms {missing} do not appear in {notebook.parent.name}, where README says they are first used"

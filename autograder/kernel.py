@@ -397,12 +397,10 @@ class SandboxedKernel:
                 self.kill(f"the kernel dropped its connection to the grader, which refuses any message larger "
                           f"than the output limit of {self.limits.output // 1024**2} MB (an output flood)", "output")
                 raise self.dead
-            got = False
             msg = None
             if iopub_sock in ready:
                 try:
                     msg = kc.get_iopub_msg(timeout=0)
-                    got = True
                 except queue.Empty:
                     msg = None
             if msg is not None:

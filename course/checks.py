@@ -20,7 +20,6 @@ import base64
 import json
 import os
 import threading
-import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from course import kernel
-from course.checks import call_with_deadline, expect_type, no_leaked_sockets, record_evidence
+from course.checks import call_with_deadline, expect_type, record_evidence
 from course.deadline import Deadline, wait_for
 from course.errors import PeerError, SetupError, YourCodeError
 from course.framing import split_into_chunks as chunked

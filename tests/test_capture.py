@@ -130,7 +130,7 @@ def test_capture_follows_only_the_first_connection_to_its_port():
         listener.listen()
         with capture.Capture(listener.getsockname()[1], timeout=2.0) as cap:
             for _ in range(2):
-                with socket.create_connection(listener.getsockname(), timeout=2) as c:
+                with socket.create_connection(listener.getsockname(), timeout=2):
                     s, _ = listener.accept()
                     s.close()
     ports = {cap.client[1]}

@@ -3,7 +3,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
 
 from course.cli import load_peers, main
 from course.deadline import Deadline

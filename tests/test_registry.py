@@ -4,14 +4,12 @@ kernel, and every rule an exercise states has a case that breaks only that rule.
 (The grader's sample class grades the same cases: tests/test_autograder_samples.py.)"""
 from __future__ import annotations
 
-import re
 
-import nbformat
 import pytest
 
 from autograder.release import assignments
 from autograder.samples.cases import apply_diff, load_cases, load_rules, make_diff, read_case, CaseError
-from registry_cases import REPO, case_replace, run_in_process, solution_notebook
+from registry_cases import case_replace, run_in_process, solution_notebook
 
 CASES = load_cases()
 IDS = [f"{c.assignment}/{c.name}" for c in CASES]

@@ -518,7 +518,6 @@ def test_malformed_request_bugs_fail_with_their_message(wrong, case, message):
 
 
 def test_wrong_address_message_names_the_client_that_got_too_much():
-    started = time.monotonic()
     with pytest.raises(YourCodeError) as info:
         check_sum_server(serve_first_client)
     text = str(info.value)

@@ -48,7 +48,6 @@ sys.path.insert(0, str(REPO))
 
 from autograder import samples as smp  # noqa: E402
 from autograder.grade import hidden_lines  # noqa: E402
-from autograder.hub import REFUSAL  # noqa: E402
 
 def _pinned(extra: str, name: str) -> str:
     import tomllib

@@ -2,7 +2,7 @@
 # cell: long-client-code
 # fails: none
 class LongClient:
-    def __init__(self, address, timeout=2.0):
+    def __init__(self, address, timeout=5.0):
         self.address = address
         self.timeout = timeout
         self.sock = None

@@ -90,3 +90,26 @@ def test_release_history_knows_the_committed_release(solution):
     missing = {gid for gid, c in locked_checksums(nbformat.read(release, as_version=4)).items()
                if c not in history.get(release.stem, {}).get(gid, [])}
     assert not missing, f"{name}: checksums of {sorted(missing)} are not in autograder/release_history: run `make release`"
+
+
+def _graded_test_cells(solution):
+    import nbformat
+
+    nb = nbformat.read(solution, as_version=4)
+    return [(nbgrader_meta(c)["grade_id"], c.source) for c in nb.cells if is_graded_test(c)]
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=ids)
+def test_graded_cells_say_what_they_check_and_print_one_line(solution):
+    """The same shape in every notebook: the first line says what the visible part checks (and, after
+    "hidden:", what the hidden tests add); the last line prints one short line when it passes."""
+    import re
+
+    for gid, source in _graded_test_cells(solution):
+        lines = [line for line in source.splitlines() if line.strip()]
+        assert lines[0].lower().startswith("# checks that "), f"{solution.parent.name} {gid}: first line {lines[0]!r} should start '# checks that'"
+        if "### BEGIN HIDDEN TESTS" in source:
+            head = " ".join(line for line in lines if line.startswith("#") and not line.startswith("###"))
+            assert "hidden:" in head.lower(), f"{solution.parent.name} {gid}: has hidden tests but its comment does not say '(hidden: ...)'"
+        assert re.fullmatch(r'print\("passed: [^"]+"\)', lines[-1].strip()), \
+            f"{solution.parent.name} {gid}: last line {lines[-1]!r} should be print(\"passed: ...\")"

@@ -29,6 +29,37 @@ from pathlib import Path
 from course.checks import check_calls
 from course.errors import SetupError
 
+__all__ = [
+    "IPV4_MAX",
+    "IPV6_MAX",
+    "PORT_MAX",
+    "ip_to_int",
+    "int_to_ip",
+    "ipv6_to_int",
+    "int_to_ipv6",
+    "PRIVATE_RANGES",
+    "LOOPBACK_RANGES",
+    "is_private",
+    "is_loopback",
+    "PORT_RANGES",
+    "LOCAL_PORT_RANGE_FILE",
+    "UNPRIVILEGED_PORT_START_FILE",
+    "classify_port",
+    "ephemeral_port_range",
+    "unprivileged_port_start",
+    "mac_addresses",
+    "check_ip_examples",
+    "check_ip_agrees_with_ipaddress",
+    "check_ip_properties",
+    "check_ip_rejects_malformed",
+    "check_ports_examples",
+    "check_ports_boundaries",
+    "PRIVACY_EXAMPLES",
+    "check_private_loopback_examples",
+    "check_private_loopback_ranges",
+    "plot_ports",
+]
+
 IPV4_MAX = 2**32 - 1
 IPV6_MAX = 2**128 - 1
 PORT_MAX = 2**16 - 1

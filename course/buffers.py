@@ -35,6 +35,32 @@ from course.deadline import wait_for
 from course.errors import SetupError
 from course.serving import tcp_pair  # noqa: F401  (notebooks import it from here)
 
+__all__ = [
+    "tcp_pair",  # re-exported from course.serving: the notebook takes it from here
+    "FIONREAD",
+    "SIOCOUTQ",
+    "SIOCOUTQNSD",
+    "recv_queue",
+    "send_queue",
+    "unsent",
+    "queues",
+    "buffer_sizes",
+    "set_buffer_sizes",
+    "kernel_defaults",
+    "expected_size",
+    "Fill",
+    "fill_until_blocked",
+    "settled",
+    "fill_completely",
+    "measure_fill",
+    "DEFAULT_SETTINGS",
+    "measure_fills",
+    "plot_fills",
+    "QueueWatch",
+    "send_without_blocking",
+    "main",
+]
+
 FIONREAD = termios.FIONREAD  # = SIOCINQ = TIOCINQ: bytes waiting in the receive queue
 SIOCOUTQ = termios.TIOCOUTQ  # = SIOCOUTQ: bytes in the send queue, not yet acknowledged
 SIOCOUTQNSD = 0x894B  # bytes in the send queue not yet sent at all (linux/sockios.h: the same on every architecture)

@@ -31,6 +31,40 @@ from pathlib import Path
 
 from course.errors import PeerError, SetupError
 
+__all__ = [
+    "ETH_P_ALL",
+    "ETH_P_IP",
+    "PACKET_OUTGOING",
+    "SO_ATTACH_FILTER",
+    "ETH_HEADER",
+    "DATA_DIR",
+    "RECORDINGS",
+    "FLAG_NAMES",
+    "CaptureNotAllowed",
+    "Segment",
+    "flag_string",
+    "parse_tcp_options",
+    "parse_ipv4_tcp",
+    "parse_frame",
+    "port_filter",
+    "open_packet_socket",
+    "allowed",
+    "Capture",
+    "Conversation",
+    "capture_live",
+    "load_recording",
+    "conversation",
+    "save_recording",
+    "relative",
+    "LABELS",
+    "label_segments",
+    "segments_from_conversation",
+    "ODD_SHAPES",
+    "LAGGING_SHAPES",
+    "lagging_segments",
+    "check_labels",
+]
+
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 PACKET_OUTGOING = 4  # linux/if_packet.h: a frame this host sends (on lo it is seen again arriving)

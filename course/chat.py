@@ -31,6 +31,18 @@ from typing import Any, Callable
 
 from course.serving import JOIN_TIMEOUT, format_address, loopback_host
 
+__all__ = [
+    "POLL",
+    "MAX_LINES",
+    "Receive",
+    "close_all",
+    "is_headless",
+    "describe_sender",
+    "parse_address",
+    "ChatWindow",
+    "udp_chat_window",
+]
+
 POLL = 0.1  # seconds each receive() call may wait: how quickly a closed window's thread ends
 MAX_LINES = 200  # the log keeps the last lines only
 

@@ -27,6 +27,19 @@ from course import kernel
 from course.deadline import Deadline
 from course.errors import YourCodeError
 
+__all__ = [
+    "EVIDENCE_MIME",
+    "DEFAULT_TIMEOUT",
+    "recorded",
+    "plain",
+    "record_evidence",
+    "describe_call",
+    "call_with_deadline",
+    "expect_type",
+    "check_calls",
+    "no_leaked_sockets",
+]
+
 EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
 DEFAULT_TIMEOUT = 2.0
 

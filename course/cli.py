@@ -21,6 +21,12 @@ import course
 from course.errors import SetupError
 from course.serving import REGISTRY
 
+__all__ = [
+    "load_peers",
+    "summary",
+    "main",
+]
+
 
 def load_peers() -> dict[str, type]:
     """Import every public module of the course so that their peers register themselves."""

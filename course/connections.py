@@ -45,6 +45,53 @@ from course.errors import PeerError, SetupError, YourCodeError
 from course.kernel import _diag, sockets_on_port
 from course.serving import POLL, Address, TcpServer, UdpServer, format_address, register
 
+__all__ = [
+    "REQUEST_TIMEOUT",
+    "CHECK_TIMEOUT",
+    "CALL_DEADLINE",
+    "FIRST_REPLY_DELAY",
+    "MAX_LINE",
+    "recv_line",
+    "connect_from",
+    "exchange",
+    "json_sum",
+    "IdleTimeoutServer",
+    "time_short_connections",
+    "time_long_connection",
+    "summarize",
+    "compare_short_long",
+    "plot_latencies",
+    "TIME_WAIT_SECONDS_LINUX",
+    "TIME_WAIT_SECONDS_RFC793",
+    "count_time_wait",
+    "CLOSING_STATES",
+    "wait_until_closed",
+    "time_wait_table",
+    "time_wait_remaining",
+    "KEEPALIVE_SYSCTLS",
+    "keepalive_defaults",
+    "keepalive_settings",
+    "set_keepalive",
+    "dead_peer_detection_seconds",
+    "TIMER_KINDS",
+    "kernel_timer",
+    "reuse_after_server_close",
+    "UDP_MAX_PAYLOAD",
+    "ACK",
+    "compare_tcp_udp",
+    "plot_tcp_udp",
+    "check_short_client",
+    "check_long_client_reuses",
+    "check_long_client_reconnects",
+    "check_long_client_hard",
+    "ACTIVE_PROOF",
+    "check_idle_timeout",
+    "check_connection_cap",
+    "check_cap_frees_slots",
+    "check_measurement",
+    "main",
+]
+
 REQUEST_TIMEOUT = 5.0  # seconds any single request of this module's demos may take (loopback: microseconds)
 # Seconds a check gives one step (a learner's call, a reference peer's answer, a close it waits
 # for) before it blames the code under test. A step takes tens of microseconds on loopback; this

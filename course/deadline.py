@@ -9,6 +9,12 @@ from typing import Callable, TypeVar
 
 from course.errors import YourCodeError
 
+__all__ = [
+    "POLL_INTERVAL",
+    "Deadline",
+    "wait_for",
+]
+
 T = TypeVar("T")
 
 POLL_INTERVAL = 0.005  # seconds between two looks at a condition; short against any deadline

@@ -17,6 +17,19 @@ from typing import Iterable, Sequence
 
 from matplotlib.figure import Figure  # imported with the module: a notebook's first picture stays quick
 
+__all__ = [
+    "STATE_COLOURS",
+    "segment_label",
+    "sequence_diagram",
+    "state_timeline",
+    "LAYOUT",
+    "END",
+    "ENDING",
+    "short_event",
+    "state_diagram",
+    "texts_of",
+]
+
 # Colours of the states in timelines and in the diagram: opening blue, open green, closing orange,
 # waiting-out red, closed grey.
 STATE_COLOURS = {

@@ -1,3 +1,12 @@
+
+__all__ = [
+    "CourseError",
+    "YourCodeError",
+    "PeerError",
+    "SetupError",
+    "stub_message",
+    "install_notebook_messages",
+]
 """The few exceptions the course raises, named for whose fault they are (the trio habit).
 
 `YourCodeError` subclasses AssertionError so that a failed check reads as a failed test in

@@ -34,6 +34,25 @@ from __future__ import annotations
 import socket
 import struct
 
+__all__ = [
+    "HEADER",
+    "HEADER_SIZE",
+    "MAX_MESSAGE",
+    "MAX_LINE",
+    "IncompleteMessage",
+    "FramingError",
+    "MessageTooLong",
+    "LineTooLong",
+    "encode_message",
+    "encode_messages",
+    "MessageDecoder",
+    "LineSplitter",
+    "recv_exactly",
+    "send_message",
+    "recv_message",
+    "split_into_chunks",
+]
+
 HEADER = struct.Struct("!I")  # 4 bytes, unsigned, big-endian ("network byte order")
 HEADER_SIZE = HEADER.size
 MAX_MESSAGE = 16 * 1024 * 1024  # refuse to buffer more than 16 MiB for one message by default

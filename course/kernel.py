@@ -16,6 +16,33 @@ import socket
 import struct
 from dataclasses import dataclass
 
+__all__ = [
+    "TCP_STATES",
+    "PROC_TABLES",
+    "SocketEntry",
+    "parse_proc_net",
+    "all_sockets",
+    "sockets_on_port",
+    "socket_inodes_of_this_process",
+    "entry_of",
+    "tcp_state",
+    "states_on_port",
+    "TCP_INFO_FORMAT",
+    "TCP_INFO_SIZE",
+    "USER_HZ",
+    "TCP_TIMEWAIT_LEN",
+    "TcpInfo",
+    "tcp_info",
+    "Connection",
+    "connection_of",
+    "connection_state",
+    "wait_for_state",
+    "StateRecorder",
+    "time_wait_remaining",
+    "ss",
+    "interface_mtu",
+]
+
 # include/net/tcp_states.h; the names are RFC 9293's, spelled as `ss` prints them, with underscores.
 TCP_STATES = {
     1: "ESTABLISHED",

@@ -43,6 +43,29 @@ from course.deadline import wait_for
 from course.errors import PeerError, SetupError, YourCodeError
 from course.serving import POLL, Address, LoopbackServer, UdpServer, format_address, loopback_host, register
 
+__all__ = [
+    "Flow",
+    "NatTableFull",
+    "NatTable",
+    "WhoAmIServer",
+    "Host",
+    "NatRelay",
+    "table_html",
+    "NatView",
+    "SEED_PUBLIC_IP",
+    "SEED_PORTS",
+    "LAPTOP",
+    "PHONE",
+    "WEB",
+    "DNS",
+    "STRANGER",
+    "check_nat_table_basics",
+    "check_nat_table_rules",
+    "random_operations",
+    "check_nat_table_model",
+    "check_table_in_relay",
+]
+
 Flow = tuple  # (ip, port)
 
 

@@ -25,6 +25,21 @@ from __future__ import annotations
 import random
 from typing import Iterable, Sequence
 
+__all__ = [
+    "MOD",
+    "FLAG_NAMES",
+    "SEED_000",
+    "SEED_000_ISN",
+    "flags_of",
+    "sequence_space",
+    "ack_for",
+    "number_conversation",
+    "relative",
+    "random_conversation",
+    "table",
+    "check_number_segments",
+]
+
 MOD = 2**32  # sequence numbers are 32 bits and wrap around
 
 FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")  # bit 0 upwards, Wireshark's order

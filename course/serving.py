@@ -26,6 +26,21 @@ from typing import Callable
 
 from course.errors import SetupError
 
+__all__ = [
+    "POLL",
+    "JOIN_TIMEOUT",
+    "Address",
+    "REGISTRY",
+    "register",
+    "loopback_host",
+    "family_of",
+    "format_address",
+    "LoopbackServer",
+    "TcpServer",
+    "UdpServer",
+    "tcp_pair",
+]
+
 POLL = 0.05  # seconds: how often a serving loop looks at its stop flag
 JOIN_TIMEOUT = 2.0  # seconds a close() waits for each thread before it calls that a bug
 

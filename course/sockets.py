@@ -41,6 +41,44 @@ from course.framing import split_into_chunks as chunked
 from course.serving import tcp_pair  # noqa: F401  (notebooks import it from here)
 from course.serving import Address, TcpServer, format_address, loopback_host, register
 
+__all__ = [
+    "tcp_pair",  # re-exported from course.serving: the notebook takes it from here
+    "DESCRIBE_KEYS",
+    "TIMEOUT_ERRNOS",
+    "describe_socket",
+    "family_for",
+    "probe",
+    "read_lines",
+    "closed_port",
+    "UNREACHABLE_HOST",
+    "listening_socket",
+    "FullBacklogListener",
+    "DEFAULT_LINES",
+    "LineServer",
+    "Method",
+    "Outcome",
+    "METHODS",
+    "method",
+    "provoke",
+    "methods_table",
+    "corrections_table",
+    "without_ports",
+    "DESCRIBE_DEADLINE",
+    "DESCRIBE_CASES",
+    "check_describe_socket",
+    "PROBE_CASES",
+    "PROBE_TIMEOUT",
+    "PROBE_DEADLINE",
+    "DISTINCT_DEFAULT_TIMEOUT",
+    "check_probe",
+    "closes_its_sockets",
+    "READ_LINES_CASES",
+    "FILE_CLOSED_CASES",
+    "READ_TIMEOUT",
+    "READ_DEADLINE",
+    "check_read_lines",
+]
+
 DESCRIBE_KEYS = ("family", "type", "local", "peer", "timeout", "blocking")
 # connect_ex returns the errno; a connect that ran out of the socket's timeout returns EAGAIN
 # (CPython's SOCK_TIMEOUT_ERR, which is EWOULDBLOCK == EAGAIN on Linux), not ETIMEDOUT. ETIMEDOUT

@@ -44,6 +44,38 @@ from course.errors import PeerError, YourCodeError
 from course.framing import IncompleteMessage, LineTooLong
 from course.serving import Address, TcpServer, register
 
+__all__ = [
+    "PACE_LIMIT",
+    "PACE_POLL",
+    "DEFAULT_LINES",
+    "chunk_sizes",
+    "seeded_bytes",
+    "digest",
+    "ChunkedSender",
+    "OneByteSender",
+    "RandomChunkSender",
+    "CoalescingSender",
+    "MidMessageCloser",
+    "NeverReader",
+    "SlowReader",
+    "MessageCollector",
+    "CLIENT_TIMEOUT",
+    "PEER_WAIT",
+    "connect",
+    "LEVELS",
+    "recv_cases",
+    "check_recv_exactly",
+    "check_messages",
+    "LINE_CASES_BASIC",
+    "check_line_splitter",
+    "CountingSocket",
+    "SPIN_ALLOWANCE",
+    "LATE_ALLOWANCE",
+    "SPIN_ADVICE",
+    "check_sendall_nonblocking",
+    "plot_cuts",
+]
+
 PACE_LIMIT = 30.0  # a deadline far beyond any check's: a sender waits for its chunk to be read or acknowledged
 PACE_POLL = 0.0005
 

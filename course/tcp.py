@@ -42,6 +42,51 @@ from course.deadline import Deadline, wait_for
 from course.errors import YourCodeError
 from course.serving import POLL, Address, TcpServer, format_address, register
 
+__all__ = [
+    "state_of",
+    "queues",
+    "peer_has_read",
+    "wait_until_peer_read",
+    "wait_until_delivered",
+    "sum_answer",
+    "encode_line",
+    "TcpEchoServer",
+    "LineServer",
+    "TcpSumServer",
+    "SilentServer",
+    "ReplyThenCloseServer",
+    "TcpChatServer",
+    "ReferenceClient",
+    "race_slow_and_fast",
+    "chat",
+    "accepted_connection",
+    "socket_table",
+    "TcpChatConnection",
+    "chat_window",
+    "ServerUnderTest",
+    "run_server",
+    "READ_UNTIL_CLOSE_HINT",
+    "check_fetch",
+    "check_fetch_empty_reply",
+    "check_fetch_hard",
+    "CONCURRENT_HINT",
+    "SILENT_AT_STOP",
+    "check_echo_slow_fast",
+    "check_echo_stops_cleanly",
+    "check_echo_many_clients",
+    "check_echo_early_close",
+    "VALID_REQUESTS",
+    "MALFORMED_BY_KIND",
+    "MALFORMED_REQUESTS",
+    "MALFORMED_ON_THE_WIRE",
+    "check_sum_answer",
+    "check_sum_server",
+    "check_sum_coalesced",
+    "check_sum_stream",
+    "check_sum_concurrent",
+    "check_sum_malformed_on_the_wire",
+]
+
 
 # ----------------------------------------------------------------------------------------------
 # What the kernel says about a connection

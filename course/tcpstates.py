@@ -43,6 +43,22 @@ from typing import Callable, Iterable
 
 from course.errors import PeerError, YourCodeError
 
+__all__ = [
+    "STATES",
+    "EVENTS",
+    "TRANSITIONS",
+    "step",
+    "run",
+    "events_from",
+    "Observation",
+    "STEP_TIMEOUT",
+    "SCENARIOS",
+    "observe",
+    "watch",
+    "check_state_machine",
+    "check_transitions",
+]
+
 STATES = (
     "CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED",
     "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT",

@@ -43,6 +43,34 @@ from course.deadline import Deadline, wait_for
 from course.errors import YourCodeError
 from course.serving import Address, UdpServer, family_of, format_address, loopback_host, register
 
+__all__ = [
+    "sum_request",
+    "sum_reply",
+    "parse_reply",
+    "UdpEchoServer",
+    "UdpSumServer",
+    "drops",
+    "LossyUdpServer",
+    "UdpChatPeer",
+    "nobody_listening",
+    "recv_truncated",
+    "datagram_diagram",
+    "LearnerThread",
+    "REQUEST_CASES",
+    "VISIBLE_REQUEST_CASES",
+    "HIDDEN_REQUEST_CASES",
+    "check_request_sum",
+    "SERVER_CASES",
+    "MALFORMED_SERVER_CASES",
+    "VISIBLE_SERVER_CASES",
+    "HIDDEN_SERVER_CASES",
+    "check_sum_server",
+    "CHAT_CASES",
+    "VISIBLE_CHAT_CASES",
+    "HIDDEN_CHAT_CASES",
+    "check_chat_peer",
+]
+
 # ----------------------------------------------------------------------------------------------
 # The sum protocol, without sockets
 # ----------------------------------------------------------------------------------------------

@@ -73,3 +73,34 @@ def test_every_glossary_term_is_used_in_the_notebook_the_glossary_names():
         text = notebook.read_text()
         missing = [t for t in terms if t not in text]
         assert not missing, f"glossary terms {missing} do not appear in {notebook.parent.name}, where README says they are first used"
+
+
+def test_every_course_module_says_what_it_exports():
+    """`__all__` in every module of the course: each name exists, and every name a notebook imports
+    from a module is in that module's `__all__` (its public face to the learner)."""
+    import ast
+    import importlib
+    import json
+    import pkgutil
+
+    import course
+
+    for info in pkgutil.iter_modules(course.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"course.{info.name}")
+        assert hasattr(module, "__all__"), f"course/{info.name}.py has no __all__"
+        assert all(hasattr(module, n) for n in module.__all__), f"course.{info.name}.__all__ names what it lacks"
+    for path in sorted((REPO / "solutions").glob("*/*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            try:
+                tree = ast.parse("".join(cell["source"]))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course."):
+                    exported = importlib.import_module(node.module).__all__
+                    missing = [a.name for a in node.names if a.name not in exported]
+                    assert not missing, f"{path.parent.name} imports {missing} from {node.module}, which are not in its __all__"

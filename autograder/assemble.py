@@ -18,20 +18,8 @@ import copy
 import nbformat
 from nbgrader import utils as nbu
 
+from autograder.cells import is_fixed, is_graded_test, meta  # noqa: F401 (asm.meta, asm.is_graded_test: their old names)
 
-def meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def is_graded_test(cell) -> bool:
-    m = meta(cell)
-    return bool(m.get("grade")) and not m.get("solution") and cell.get("cell_type") == "code"
-
-
-def is_fixed(cell) -> bool:
-    """Cells whose content the grader takes from the source: locked or graded tests."""
-    m = meta(cell)
-    return bool(m.get("locked")) or (bool(m.get("grade")) and not m.get("solution"))
 
 
 def clean(cell):

@@ -1,5 +1,8 @@
-"""Execute one notebook with a real Jupyter kernel and report each graded cell (nbgrader stage:
-"execute"). The project's tests use it to check solutions and releases; the grader builds on it.
+"""Execute one notebook with a real Jupyter kernel and report each graded cell: the project's tests
+use it to check solutions, releases and the sample cases (tests/test_notebooks.py,
+tests/notebook_cases.py, tests/load_check.py). It is plain nbclient, with no sandbox and no limits
+besides a cell timeout: for trusted notebooks only. The grader does not use it: it runs submissions
+in `kernel.SandboxedKernel` (see `grade`); both read cells with the same helpers (`cells`).
 
 A graded cell is an nbgrader test cell (`grade: true`, `solution: false`); it passes when running
 it produced no error output, which is nbgrader's own rule for autograded test cells.
@@ -18,7 +21,8 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
+from autograder.cells import EVIDENCE_MIME, evidence_in, is_graded_test  # noqa: F401 (EVIDENCE_MIME: its old name)
+from autograder.cells import meta as nbgrader_meta
 
 
 @dataclass
@@ -29,15 +33,6 @@ class CellResult:
     error: str = ""  # "ename: evalue" of the first error output, or why the cell did not run
     seconds: float = 0.0
     evidence: list = field(default_factory=list)
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_graded_test(cell) -> bool:
-    m = nbgrader_meta(cell)
-    return bool(m.get("grade")) and not m.get("solution") and cell.get("cell_type") == "code"
 
 
 def cell_by_grade_id(nb, grade_id: str):
@@ -55,11 +50,7 @@ def first_error(cell) -> str:
 
 
 def evidence_of(cell) -> list:
-    return [
-        out["data"][EVIDENCE_MIME]
-        for out in cell.get("outputs", [])
-        if out.get("output_type") == "display_data" and EVIDENCE_MIME in out.get("data", {})
-    ]
+    return [e for e in map(evidence_in, cell.get("outputs", [])) if e is not None]
 
 
 def execute(

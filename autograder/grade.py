@@ -25,6 +25,7 @@ from autograder import assemble as asm
 from autograder import reuse
 from autograder import sandbox as sb
 from autograder import verify
+from autograder.cells import EVIDENCE_MIME
 from autograder.kernel import CellRun, KernelGone, SandboxedKernel
 
 VERSION = "1"  # bump when a change of the grader changes grades: journals of older versions are redone
@@ -267,8 +268,6 @@ def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall, release_d
 
 
 def verify_mime() -> str:
-    from autograder.kernel import EVIDENCE_MIME
-
     return EVIDENCE_MIME
 
 

@@ -27,25 +27,13 @@ import zmq
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
+from autograder import policy
 from autograder import sandbox as sb
 from autograder.cgroup import SandboxGroup
+from autograder.policy import FLOOD_BYTES, INTERRUPT_GRACE, MEMORY_GROWTH, MEMORY_HELD_SHARE  # noqa: F401 (their old home)
+from autograder.cells import EVIDENCE_MIME, evidence_in  # noqa: F401 (EVIDENCE_MIME: its old name)
 
-EVIDENCE_MIME = "application/vnd.sockets-course.evidence+json"
 _LIBC = ctypes.CDLL(None, use_errno=True)
-INTERRUPT_GRACE = 2.0  # seconds a kernel has to stop a cell after the interrupt before it is killed
-# After a MemoryError or a cell timeout, a sandbox that still holds more than this share of its
-# memory limit is stopped: every later cell would fail to allocate (threads, sockets) and run into
-# its timeout, so going on costs the sum of the timeouts and earns nothing.
-MEMORY_HELD_SHARE = 0.5
-# ... and so is one whose kernel grew by more than this during a cell that timed out: an allocation
-# without end that the timeout cut short. Without this rule its fate would depend on how far it got
-# before the timeout, that is on the machine's load (no cell of the course grows by this much).
-MEMORY_GROWTH = 256 * 1024**2
-# A cell that sent more output than this and ran out of time is an output flood: the sandbox is
-# killed as at the output limit, instead of being interrupted, so that the outcome does not depend on
-# how fast a loaded machine let the grader read (a flood can also keep the kernel from handling
-# the interrupt). No cell of the course prints a megabyte.
-FLOOD_BYTES = 1024**2
 
 
 class KernelGone(Exception):
@@ -114,19 +102,7 @@ def tree_rss(root: int) -> int:
     return tree_usage(root)[0]
 
 
-def _signal_reason(code: int | None) -> tuple[str, str]:
-    if code is None:
-        return "the kernel stopped answering", "kernel-died"
-    sig = code - 128 if code > 128 else (-code if code < 0 else 0)
-    names = {signal.SIGXCPU: ("the kernel used up its CPU time", "cpu"),
-             signal.SIGXFSZ: ("the kernel wrote a file larger than allowed", "file-size"),
-             signal.SIGKILL: ("the kernel was killed (SIGKILL)", "kernel-died"),
-             signal.SIGSEGV: ("the kernel crashed (SIGSEGV)", "kernel-died")}
-    if sig in names:
-        return names[sig]
-    if sig:
-        return f"the kernel was killed by signal {sig}", "kernel-died"
-    return f"the kernel exited with status {code}", "kernel-died"
+_signal_reason = policy.signal_reason  # the name it had here
 
 
 class SandboxedKernel:
@@ -288,10 +264,8 @@ class SandboxedKernel:
         if self.dead:
             raise self.dead
         if self.proc is not None and self.proc.poll() is not None:
-            reason, limit = _signal_reason(self.proc.returncode)
-            if self.group is not None and self.group.hit_memory():
-                reason, limit = f"the sandbox ran out of memory ({reason})", "memory"
-            self.dead = KernelGone(reason, limit)
+            gone = policy.kernel_died(self.proc.returncode, self.group is not None and self.group.hit_memory())
+            self.dead = KernelGone(gone.reason, gone.limit)
             self.close_client()
             raise self.dead
 
@@ -341,50 +315,40 @@ class SandboxedKernel:
         msg = self.kc.session.msg("interrupt_request", {})
         self.kc.control_channel.send(msg)
 
+    def _obey(self, decision: policy.Decision) -> None:
+        """Carry out a decision of the kill policy: kill the sandbox and raise KernelGone."""
+        if decision.action is policy.Action.KILL:
+            self.kill(decision.reason, decision.limit)
+            raise self.dead
+
     def run_cell(self, source: str, timeout) -> CellRun:
         """Run one cell; raise KernelGone when the kernel died, was killed at a limit, or ignored
-        an interrupt after the cell's timeout. `timeout`: seconds, or a function giving them, asked
-        again while the cell runs (it can change once the solution's times are known)."""
+        an interrupt after the cell's timeout (the rules: `autograder.policy`). `timeout`: seconds,
+        or a function giving them, asked again while the cell runs (it can change once the
+        solution's times are known)."""
         timeout_now = timeout if callable(timeout) else (lambda: timeout)
         self._check_alive()
-        if self.remaining() <= 0:
-            self.kill(f"the submission ran longer than its wall-clock limit of {self.wall:.0f} s", "wall-clock")
-            raise self.dead
-        kc = self.kc
-        rss_before = rss(self.kernel_pid) if self.kernel_pid else 0
-        received_before = self.received
-        start = time.monotonic()
-        msg_id = kc.execute(source, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)
-        iopub_sock, shell_sock = kc.iopub_channel.socket, kc.shell_channel.socket
+        self._obey(policy.before_cell(self.remaining(), self.wall))
+        cell = _Cell(self.kc, rss(self.kernel_pid) if self.kernel_pid else 0, self.received, source)
         poller = zmq.Poller()
-        poller.register(iopub_sock, zmq.POLLIN)
-        poller.register(shell_sock, zmq.POLLIN)
+        poller.register(cell.iopub, zmq.POLLIN)
+        poller.register(cell.shell, zmq.POLLIN)
         for monitor in self.monitors:
             poller.register(monitor, zmq.POLLIN)
-        run = CellRun()
-        kept = 0
-        reply = None
-        idle = False
-        interrupted_at = None
-        reply_at = None
         while True:
             now = time.monotonic()
-            if reply is not None and (idle or now - reply_at > 1.0):
+            decision = policy.during_cell(
+                now, start=cell.start, deadline=self.deadline, wall=self.wall,
+                timeout=timeout_now() if cell.reply is None else 0.0, replied_at=cell.reply_at, idle=cell.idle,
+                interrupted_at=cell.interrupted_at, cell_output=self.received - cell.received_before,
+                output_limit=self.limits.output)
+            if decision.action is policy.Action.DONE:
                 break
-            if now >= self.deadline:
-                self.kill(f"the submission ran longer than its wall-clock limit of {self.wall:.0f} s", "wall-clock")
-                raise self.dead
-            if interrupted_at is None and reply is None and now >= start + timeout_now():
-                if self.received - received_before > FLOOD_BYTES:
-                    self.kill(f"a cell sent {(self.received - received_before) / 1024**2:.1f} MB of output and ran "
-                              f"out of time: an output flood (the limit is {self.limits.output // 1024**2} MB)", "output")
-                    raise self.dead
+            self._obey(decision)
+            if decision.action is policy.Action.INTERRUPT:
                 self.interrupt()
-                interrupted_at = now
-                run.status = "timeout"
-            if interrupted_at is not None and reply is None and now - interrupted_at > INTERRUPT_GRACE:
-                self.kill(f"a cell ran longer than {timeout_now():.0f} s and ignored the interrupt", "cell-timeout")
-                raise self.dead
+                cell.interrupted_at = now
+                cell.run.status = "timeout"
             self._check_alive()
             # wait for either socket (at most 50 ms, so that limits and a dead kernel are noticed)
             ready = dict(poller.poll(50))
@@ -394,83 +358,100 @@ class SandboxedKernel:
                 except subprocess.TimeoutExpired:
                     pass
                 self._check_alive()
-                self.kill(f"the kernel dropped its connection to the grader, which refuses any message larger "
-                          f"than the output limit of {self.limits.output // 1024**2} MB (an output flood)", "output")
-                raise self.dead
-            msg = None
-            if iopub_sock in ready:
-                try:
-                    msg = kc.get_iopub_msg(timeout=0)
-                except queue.Empty:
-                    msg = None
-            if msg is not None:
-                size = _size(msg)
-                self.received += size
-                if self.received > self.limits.output:
-                    self.kill(f"the kernel sent more than {self.limits.output // 1024**2} MB of output", "output")
-                    raise self.dead
-                if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                    mtype = msg["msg_type"]
-                    content = msg["content"]
-                    if mtype == "status" and content.get("execution_state") == "idle":
-                        idle = True
-                    elif mtype in ("stream", "display_data", "execute_result", "error", "update_display_data"):
-                        out = _to_output(mtype, content)
-                        if out is None:
-                            continue
-                        evidence = _evidence(out)
-                        if evidence is not None:
-                            run.evidence.append(evidence)
-                            if len(json.dumps(run.evidence)) > self.limits.cell_output * 4:
-                                run.evidence = run.evidence[:1] + [{"check": "(evidence truncated)"}]
-                            continue
-                        if mtype == "error" and not run.error:
-                            run.error = f"{content.get('ename', '')}: {content.get('evalue', '')}"[:2000]
-                        if kept + size <= self.limits.cell_output:
-                            run.outputs.append(out)
-                            kept += size
-                        elif not run.truncated:
-                            run.truncated = True
-                            run.outputs.append({"output_type": "stream", "name": "stderr",
-                                                "text": f"[grader: output of this cell cut at {self.limits.cell_output} bytes]\n"})
-                    elif mtype == "clear_output":
-                        pass
-            if reply is None and shell_sock in ready:
-                try:
-                    while True:
-                        r = kc.get_shell_msg(timeout=0)
-                        if r.get("parent_header", {}).get("msg_id") == msg_id:
-                            reply = r
-                            reply_at = time.monotonic()
-                            break
-                except queue.Empty:
-                    pass
-        status = reply["content"].get("status", "")
+                self._obey(policy.connection_dropped(self.limits.output))
+            if cell.iopub in ready and self._read_output(cell):
+                continue  # evidence, or a message that is no output: the reply is read next round
+            if cell.reply is None and cell.shell in ready:
+                cell.read_reply()
+        return self._finish(cell, timeout_now)
+
+    def _read_output(self, cell: "_Cell") -> bool:
+        """Read one message from iopub; True when run_cell skips the shell channel this round."""
+        try:
+            msg = cell.kc.get_iopub_msg(timeout=0)
+        except queue.Empty:
+            return False
+        size = _size(msg)
+        self.received += size
+        self._obey(policy.output_received(self.received, self.limits.output))
+        if msg.get("parent_header", {}).get("msg_id") != cell.msg_id:
+            return False
+        mtype = msg["msg_type"]
+        content = msg["content"]
+        if mtype == "status" and content.get("execution_state") == "idle":
+            cell.idle = True
+        elif mtype in ("stream", "display_data", "execute_result", "error", "update_display_data"):
+            out = _to_output(mtype, content)
+            return out is None or cell.keep(mtype, content, out, size, self.limits.cell_output)
+        return False
+
+    def _finish(self, cell: "_Cell", timeout_now) -> CellRun:
+        run = cell.run
+        status = cell.reply["content"].get("status", "")
         if run.status != "timeout":
             run.status = status
         if status == "error" and not run.error:
-            c = reply["content"]
+            c = cell.reply["content"]
             run.error = f"{c.get('ename', '')}: {c.get('evalue', '')}"
         if run.status == "timeout":
             run.error = f"TimeoutError: the cell ran longer than {timeout_now():.0f} s and was interrupted"
-        run.seconds = time.monotonic() - start
-        if (run.error.startswith("MemoryError") or run.status == "timeout") and self.proc is not None:
+        run.seconds = time.monotonic() - cell.start
+        if policy.needs_memory_check(run.error, run.status) and self.proc is not None:
             # a cell that ran out of memory, or was interrupted while allocating on a loaded machine
             held = tree_rss(self.proc.pid)
-            grown = (rss(self.kernel_pid) - rss_before) if self.kernel_pid else 0
-            limit = f"{self.limits.memory / 1024**3:g} GiB"
-            if held > MEMORY_HELD_SHARE * self.limits.memory:
-                what = "ran out of memory" if run.error.startswith("MemoryError") else "was interrupted"
-                self.kill(f"a cell {what} (the memory limit is {limit}) and the kernel still held "
-                          f"{held / 1024**3:.1f} GiB afterwards, so later cells could not run; the kernel was stopped",
-                          "memory")
-                raise self.dead
-            if run.status == "timeout" and grown > MEMORY_GROWTH:
-                self.kill(f"a cell that ran out of time had grown the kernel by {grown / 1024**2:.0f} MiB (more than "
-                          f"{MEMORY_GROWTH // 1024**2} MiB: an allocation without end, cut short; the memory limit is "
-                          f"{limit}); the kernel was stopped", "memory")
-                raise self.dead
+            grown = (rss(self.kernel_pid) - cell.rss_before) if self.kernel_pid else 0
+            self._obey(policy.after_cell(error=run.error, status=run.status, held=held, grown=grown,
+                                         memory_limit=self.limits.memory))
         return run
+
+
+class _Cell:
+    """One cell in flight: what run_cell has received for it so far."""
+
+    def __init__(self, kc: BlockingKernelClient, rss_before: int, received_before: int, source: str):
+        self.kc = kc
+        self.rss_before = rss_before
+        self.received_before = received_before
+        self.start = time.monotonic()
+        self.msg_id = kc.execute(source, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)
+        self.iopub, self.shell = kc.iopub_channel.socket, kc.shell_channel.socket
+        self.run = CellRun()
+        self.kept = 0  # bytes of output kept in run.outputs
+        self.reply = None
+        self.reply_at: float | None = None
+        self.idle = False
+        self.interrupted_at: float | None = None
+
+    def keep(self, mtype: str, content: dict, out: dict, size: int, cell_output: int) -> bool:
+        """An output of this cell: evidence (True), or an output kept up to `cell_output` bytes."""
+        run = self.run
+        evidence = evidence_in(out)
+        if evidence is not None:
+            run.evidence.append(evidence)
+            if len(json.dumps(run.evidence)) > cell_output * 4:
+                run.evidence = run.evidence[:1] + [{"check": "(evidence truncated)"}]
+            return True
+        if mtype == "error" and not run.error:
+            run.error = f"{content.get('ename', '')}: {content.get('evalue', '')}"[:2000]
+        if self.kept + size <= cell_output:
+            run.outputs.append(out)
+            self.kept += size
+        elif not run.truncated:
+            run.truncated = True
+            run.outputs.append({"output_type": "stream", "name": "stderr",
+                                "text": f"[grader: output of this cell cut at {cell_output} bytes]\n"})
+        return False
+
+    def read_reply(self) -> None:
+        try:
+            while True:
+                r = self.kc.get_shell_msg(timeout=0)
+                if r.get("parent_header", {}).get("msg_id") == self.msg_id:
+                    self.reply = r
+                    self.reply_at = time.monotonic()
+                    break
+        except queue.Empty:
+            pass
 
 
 def _size(msg) -> int:
@@ -491,12 +472,6 @@ def _to_output(mtype: str, content: dict) -> dict | None:
     if mtype == "error":
         return {"output_type": "error", "ename": str(content.get("ename", "")), "evalue": str(content.get("evalue", "")),
                 "traceback": [str(t) for t in content.get("traceback", [])][:200]}
-    return None
-
-
-def _evidence(out: dict):
-    if out.get("output_type") == "display_data" and EVIDENCE_MIME in out.get("data", {}):
-        return out["data"][EVIDENCE_MIME]
     return None
 
 

@@ -1,20 +1,17 @@
 """Grade one submission, or the instructor's solution once per assignment (the reference).
 
 Everything here runs in the grader's trusted process: it assembles the notebook to execute
-(`assemble`), runs it cell by cell in a sandboxed kernel (`kernel`), and judges each graded cell
-(`verify`). It never imports or runs learner code.
+(`assemble`), runs it cell by cell in a sandboxed kernel (`runner`, `kernel`), and judges each
+graded cell (`verify`) into the submission's journal record (`journal`). It never imports or runs
+learner code. The order of the stages for a whole class: `stages`.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import re
-import shutil
 import stat
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +22,10 @@ from autograder import assemble as asm
 from autograder import reuse
 from autograder import sandbox as sb
 from autograder import verify
-from autograder.cells import EVIDENCE_MIME
-from autograder.kernel import CellRun, KernelGone, SandboxedKernel
+from autograder.journal import (MAX_NOTEBOOK_BYTES, VERSION, cell_record, close_record,
+                                new_notebook_entry, new_record, submission_digest)
+from autograder.runner import NotebookRun, WarmKernels, run_notebook, verify_mime  # noqa: F401 (their old home)
 
-VERSION = "1"  # bump when a change of the grader changes grades: journals of older versions are redone
-MAX_NOTEBOOK_BYTES = 20 * 1024**2
 
 
 # what the sandbox's control group reports, said for the summary (limits no cell needs to report)
@@ -75,211 +71,6 @@ def digest_files(paths) -> str:
 def course_digest() -> str:
     pkg = Path(sb.course_package())
     return digest_files([p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts])
-
-
-# ----------------------------------------------------------------------------------------------
-# Running a notebook
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class NotebookRun:
-    nb: nbformat.NotebookNode
-    runs: dict[int, CellRun]  # cell index -> what happened
-    stopped: KernelGone | None = None
-    stopped_at: int | None = None  # index of the cell during which the kernel went away
-    seconds: float = 0.0
-    limits: list[str] = field(default_factory=list)  # limits the sandbox hit that no cell reported
-
-
-def _copy_release_files(release_dir: Path | None, work: Path) -> None:
-    if not release_dir or not release_dir.is_dir():
-        return
-    for p in release_dir.rglob("*"):
-        rel = p.relative_to(release_dir)
-        if p.is_symlink() or p.suffix == ".ipynb" or ".ipynb_checkpoints" in rel.parts:
-            continue
-        if p.is_dir():
-            (work / rel).mkdir(parents=True, exist_ok=True)
-        elif p.is_file():
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(p, work / rel)
-
-
-@dataclass
-class _Sandbox:
-    """A working copy and its kernel (started or not)."""
-
-    run_dir: Path
-    kernel: SandboxedKernel
-
-
-def _new_sandbox(options: Options, slot: int, release_dir: Path | None, runs_root: Path | None,
-                 wall: float) -> _Sandbox:
-    # a short path: the kernel's ipc sockets live in it, and a unix socket path has at most 107 bytes
-    if runs_root is None or len(str(runs_root)) > 40:
-        runs_root = None
-    run_dir = Path(tempfile.mkdtemp(prefix="ag-", dir=runs_root))
-    os.chmod(run_dir, 0o755)
-    work = run_dir / "w"
-    work.mkdir()
-    try:
-        _copy_release_files(release_dir, work)
-        kernel = SandboxedKernel(run_dir, work, options.limits, slot=slot, sandboxed=options.sandboxed, wall=wall)
-    except BaseException:
-        _remove_run_dir(run_dir)
-        raise
-    return _Sandbox(run_dir, kernel)
-
-
-def _discard(box: _Sandbox) -> None:
-    try:
-        box.kernel.kill()
-    finally:
-        _remove_run_dir(box.run_dir)
-
-
-def _remove_run_dir(run_dir: Path) -> None:
-    shutil.rmtree(run_dir, ignore_errors=True)
-    _rm_owned_leftovers(run_dir)
-
-
-class WarmKernels:
-    """Sandboxed kernels started ahead of need. Starting one (the sandbox, Python, ipykernel) takes
-    about 0.6 s of CPU; started while other submissions' cells run (they mostly wait on sockets and
-    timers), it costs no wall-clock time. Each kernel is fresh and serves exactly one notebook run;
-    `close()` kills the ones nobody took.
-
-    `plan` lists the release folders of the runs to come, in the order the workers take them; up to
-    `ahead` kernels are kept started for the head of that list.
-    """
-
-    def __init__(self, options: Options, plan: list[Path | None], ahead: int, slot: int):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.options = options
-        self.ahead = ahead
-        self.slot = slot
-        self._plan = list(plan)  # runs whose kernel is not started yet
-        self._ready: list[tuple[Path | None, object]] = []  # (release folder, Future of _Sandbox)
-        self._lock = threading.Lock()
-        self._closed = False
-        # one thread starts them all, and lives until close(): a kernel dies with the thread that
-        # started it (PR_SET_PDEATHSIG)
-        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-kernels")
-        with self._lock:
-            self._fill()
-
-    def _fill(self) -> None:
-        while not self._closed and self._plan and len(self._ready) < self.ahead:
-            release_dir = self._plan.pop(0)
-            self._ready.append((release_dir, self._starter.submit(self._start, release_dir)))
-
-    def _start(self, release_dir: Path | None) -> _Sandbox:
-        box = _new_sandbox(self.options, self.slot, release_dir, self.options.state / "runs", wall=3600.0)
-        try:
-            box.kernel.start()
-        except BaseException:
-            _discard(box)
-            raise
-        return box
-
-    def take(self, release_dir: Path | None) -> _Sandbox | None:
-        """A started kernel for a run of this release folder, or None (the caller starts one)."""
-        with self._lock:
-            found = next((k for k, (rd, _) in enumerate(self._ready) if rd == release_dir), None)
-            if found is None:
-                if release_dir in self._plan:
-                    self._plan.remove(release_dir)
-                future = None
-            else:
-                future = self._ready.pop(found)[1]
-            self._fill()
-        if future is None:
-            return None
-        try:
-            box = future.result()
-        except Exception:
-            return None
-        if not box.kernel.alive():
-            _discard(box)
-            return None
-        return box
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            left = [f for (_, f) in self._ready]
-            self._ready = []
-            self._plan = []
-        for f in left:
-            f.cancel()
-        for f in left:
-            if not f.cancelled():
-                try:
-                    _discard(f.result())
-                except Exception:
-                    pass
-        self._starter.shutdown(wait=True)
-
-
-def run_notebook(nb, *, options: Options, slot: int, timeout_of, wall, release_dir: Path | None = None,
-                 runs_root: Path | None = None, warm: WarmKernels | None = None) -> NotebookRun:
-    """Execute every code cell of `nb` (a copy) top to bottom in a fresh sandboxed kernel (one of
-    `warm`'s, if it has one ready); errors do not stop it. `timeout_of(index, cell)` gives each
-    cell's timeout (seconds, or a function giving them); `wall`, the whole run's limit (seconds,
-    or a function asked before each cell), counted from the first cell when the kernel was warm."""
-    wall_now = wall if callable(wall) else (lambda: wall)
-    nb = copy.deepcopy(nb)
-    runs: dict[int, CellRun] = {}
-    start = time.monotonic()
-    stopped = None
-    stopped_at = None
-    box = warm.take(release_dir) if warm is not None else None
-    if box is not None:
-        box.kernel.reset_clock(wall_now())
-    else:
-        box = _new_sandbox(options, slot, release_dir, runs_root, wall_now())
-    kernel = box.kernel
-    try:
-        try:
-            if not kernel.alive():
-                kernel.start()
-            count = 0
-            for i, cell in enumerate(nb.cells):
-                if cell.get("cell_type") != "code":
-                    continue
-                try:
-                    kernel.set_wall(wall_now())
-                    r = kernel.run_cell(str(cell.source), timeout=timeout_of(i, cell))
-                except KernelGone as gone:
-                    stopped, stopped_at = gone, i
-                    break
-                count += 1
-                runs[i] = r
-                cell["outputs"] = [nbformat.from_dict(o) for o in r.outputs] + [
-                    nbformat.from_dict({"output_type": "display_data", "data": {verify_mime(): e}, "metadata": {}})
-                    for e in r.evidence]
-                cell["execution_count"] = count
-        except KernelGone as gone:
-            stopped, stopped_at = gone, None
-        limits = kernel.limits_hit()
-    finally:
-        _discard(box)
-    return NotebookRun(nb, runs, stopped, stopped_at, time.monotonic() - start, limits)
-
-
-def verify_mime() -> str:
-    return EVIDENCE_MIME
-
-
-def _rm_owned_leftovers(run_dir: Path) -> None:
-    if run_dir.exists():  # files the kernel made read-only: make them writable again, then remove
-        for p in sorted(run_dir.rglob("*"), key=lambda x: -len(x.parts)):
-            try:
-                if not p.is_symlink():
-                    os.chmod(p, stat.S_IRWXU)
-            except OSError:
-                pass
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -410,8 +201,7 @@ def execute_submission(assignment: Assignment, student: str, files: dict[str, Pa
     else:
         ref_now = ref.result
         ref_ready = ref.done
-    result = {"assignment": assignment.name, "student": student, "version": VERSION, "ref": None,
-              "digest": submission_digest(files), "notebooks": {}, "limits": [], "flags": [], "notes": []}
+    result = new_record(assignment.name, student, submission_digest(files))
     runs = {}
     for nbname in assignment.notebooks:
         source_nb = nbformat.read(assignment.source[nbname], as_version=4)
@@ -419,7 +209,7 @@ def execute_submission(assignment: Assignment, student: str, files: dict[str, Pa
         release_nb = nbformat.read(release_path, as_version=4) if release_path and release_path.exists() else None
         hidden = hidden_lines(source_nb)
         graded = [c for c in source_nb.cells if asm.is_graded_test(c)]
-        entry = {"cells": [], "notes": [], "limit": "", "reason": ""}
+        entry = new_notebook_entry()
         result["notebooks"][nbname] = entry
         path = files.get(nbname)
         nb = None
@@ -522,27 +312,4 @@ def judge_submission(executed: Executed, ref: dict, autograded: Path | None = No
             tmp = out / f".{nbname}.ipynb.tmp"
             nbformat.write(run.nb, str(tmp))
             os.replace(tmp, out / f"{nbname}.ipynb")
-    result["ref"] = ref["key"]
-    result["limits"] = sorted(set(x for x in result["limits"] if x))
-    result["score"] = sum(c["points"] for e in result["notebooks"].values() for c in e["cells"])
-    result["max_score"] = sum(c["max_points"] for e in result["notebooks"].values() for c in e["cells"])
-    return result
-
-
-def cell_record(m: dict, ok: bool, kernel_passed: bool, flag: str, message: str, seconds: float) -> dict:
-    pts = float(m.get("points", 0))
-    return {"grade_id": m["grade_id"], "max_points": pts, "points": pts if ok else 0.0, "passed": ok,
-            "kernel_passed": kernel_passed, "flag": flag, "message": message, "seconds": round(seconds, 3)}
-
-
-def submission_digest(files: dict[str, Path | None]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(files):
-        p = files[name]
-        h.update(name.encode())
-        if p is not None:
-            try:
-                h.update(p.read_bytes()[:MAX_NOTEBOOK_BYTES + 1])
-            except OSError:
-                h.update(b"(unreadable)")
-    return h.hexdigest()
+    return close_record(result, ref["key"])

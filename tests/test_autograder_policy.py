@@ -2,6 +2,8 @@
 sandbox, no clock."""
 from __future__ import annotations
 
+import ast
+
 import signal
 from pathlib import Path
 
@@ -158,3 +160,47 @@ def test_one_evidence_mime_type():
     assert grade.verify_mime() is checks.EVIDENCE_MIME
     for f in Path(kernel.__file__).parent.glob("*.py"):
         assert "vnd.sockets-course.evidence" not in f.read_text(), f"{f.name} defines the evidence MIME type again"
+# -- the code's shape ----------------------------------------------------------------------------------
+def test_no_grader_function_is_longer_than_80_lines():
+    from autograder import kernel
+
+    long = []
+    for f in sorted(Path(kernel.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 80:
+                    long.append(f"{f.name}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, long
+
+
+def test_the_stage_order_is_written_once():
+    from autograder import cli, stages
+
+    assert [s.__name__ for s in stages.STAGES] == [
+        "start_gradebook", "collect_submissions", "replay_journal", "grade_submissions", "store_grades",
+        "export_grades", "write_feedback", "print_summary"]
+    assert "stages.autograde(" in Path(cli.__file__).read_text()
+
+
+def test_a_journal_record_is_current_only_for_the_same_version_files_and_reference():
+    from autograder import journal
+
+    asked = []
+
+    def digest():
+        asked.append("digest")
+        return "d"
+
+    def ref():
+        asked.append("ref")
+        return "r"
+
+    record = journal.close_record(journal.new_record("00-echo", "alice", "d"), "r")
+    assert record["score"] == record["max_score"] == 0 and record["version"] == journal.VERSION
+    assert journal.is_current(record, digest, ref) and asked == ["digest", "ref"]
+    asked.clear()
+    assert not journal.is_current(None, digest, ref) and asked == []  # nothing read without a record
+    assert not journal.is_current({**record, "version": "0"}, digest, ref) and asked == []
+    assert not journal.is_current({**record, "digest": "x"}, digest, ref) and asked == ["digest"]
+    assert not journal.is_current({**record, "ref": "x"}, digest, ref)

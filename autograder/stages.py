@@ -8,7 +8,7 @@
 2. `collect_submissions`: the submissions found in the submitted folder (nbgrader's layout, LMS zips);
 3. `replay_journal`: submissions whose journal record is current are stored again, not re-run;
 4. `grade_submissions`: the others run in their sandboxes (`grade.execute_submission`), --jobs at
-   once, the instructor's solutions in a lane of their own (`grade.reference`), and are judged
+   once, the instructor's solutions in a lane of their own (`reference`), and are judged
    (`grade.judge_submission`) and journaled;
 5. `store_grades`: every grade into the gradebook; `export_grades`: nbgrader's CSV export;
 6. `write_feedback`, `print_summary`.
@@ -35,6 +35,7 @@ from autograder import feedback as fb
 from autograder import gradebook as gbk
 from autograder import grade as gr
 from autograder import journal
+from autograder import reference as rf
 from autograder import report
 from autograder import sandbox as sb
 from autograder.release import REPO, past_checksums
@@ -76,6 +77,7 @@ class Run:
     state: Path
     db: Path
     options: gr.Options
+    url: str = ""  # the gradebook's
     lock: object = None  # the state folder's lock, held for the whole run
     prep: threading.Thread | None = None  # the gradebook's preparation
     prep_error: list[str] = field(default_factory=list)
@@ -86,10 +88,6 @@ class Run:
     failures: list[str] = field(default_factory=list)  # the grader failed on these (exit 3)
     broken: dict[str, str] = field(default_factory=dict)  # assignment -> why it cannot be graded (exit 2)
     started: float = field(default_factory=time.monotonic)
-
-    @property
-    def url(self) -> str:
-        return gbk.db_url(self.db)
 
     @property
     def by_name(self) -> dict[str, gr.Assignment]:
@@ -159,7 +157,7 @@ def open_run(settings: Settings) -> Run:
     limits = sb.Limits(memory=settings.memory_mb * 1024**2, cell_timeout=settings.cell_timeout or cfg["timeout"],
                        wall=settings.wall)
     options = gr.Options(limits=limits, sandboxed=settings.sandboxed, state=state)
-    run = Run(settings, root, cfg, assignments, autograded, state, db, options)
+    run = Run(settings, root, cfg, assignments, autograded, state, db, options, url=gbk.db_url(db))
     _lock_state(run)
     return run
 
@@ -235,7 +233,7 @@ def replay_journal(run: Run) -> None:
 
     def ref_key(a: gr.Assignment) -> str:
         if a.name not in ref_keys:
-            ref_keys[a.name] = gr.reference_key(a, run.options)
+            ref_keys[a.name] = rf.reference_key(a, run.options)
         return ref_keys[a.name]
 
     for s in run.submissions:
@@ -276,7 +274,7 @@ def grade_submissions(run: Run) -> None:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference") as ref_pool, \
             ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grader") as pool:
         for name in sorted({s.assignment for s in run.pending}):
-            refs[name] = ref_pool.submit(with_slot, lambda slot, a=by_name[name]: gr.reference(a, run.options, slot))
+            refs[name] = ref_pool.submit(with_slot, lambda slot, a=by_name[name]: rf.reference(a, run.options, slot))
         waiting = ThreadPoolExecutor(max_workers=max(1, len(run.pending)), thread_name_prefix="verdicts")
         # kernels for the next submissions start while the current ones run (in queue order)
         warm = gr.WarmKernels(run.options, [by_name[s.assignment].release_dir for s in run.pending

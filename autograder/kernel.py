@@ -4,7 +4,8 @@ The trusted side (this module, in the grader's process) never runs learner code:
 `python -m ipykernel_launcher` inside bwrap (see `sandbox`), talks to it over ZeroMQ `ipc`
 sockets, sends one cell at a time, and collects that cell's outputs with a byte budget. It enforces
 the per-cell timeout (interrupt, then kill when the interrupt is ignored), the wall-clock limit of
-the whole submission and the output limit, and notices a kernel that died. Killing the sandbox
+the whole submission and the output limit, and notices a kernel that died: `run_cell` pumps the
+messages and asks `autograder.policy` (pure functions of plain numbers) what to do. Killing the sandbox
 kills every process started in it (bwrap's PID namespace).
 """
 from __future__ import annotations

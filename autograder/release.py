@@ -62,10 +62,12 @@ def history_path(assignment: str, root: Path = REPO) -> Path:
 
 def locked_checksums(nb) -> dict[str, str]:
     """{grade_id: checksum} of the locked and graded test cells of a released notebook."""
+    from autograder.cells import is_fixed, meta
+
     out = {}
     for cell in nb.cells:
-        m = cell.get("metadata", {}).get("nbgrader", {}) or {}
-        if m.get("grade_id") and m.get("checksum") and (m.get("locked") or (m.get("grade") and not m.get("solution"))):
+        m = meta(cell)
+        if m.get("grade_id") and m.get("checksum") and is_fixed(cell):
             out[m["grade_id"]] = m["checksum"]
     return out
 

@@ -38,6 +38,7 @@ from autograder import journal
 from autograder import reference as rf
 from autograder import report
 from autograder import sandbox as sb
+from autograder.cells import meta
 from autograder.release import REPO, past_checksums
 
 
@@ -199,8 +200,8 @@ def _prepare_gradebook(run: Run) -> None:
             cells = {}
             for nbname, path in a.source.items():
                 nb = nbformat.read(path, as_version=4)
-                cells[nbname] = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"].get("points", 0))
-                                 for c in nb.cells if gr.asm.meta(c).get("grade")}
+                cells[nbname] = {meta(c)["grade_id"]: float(meta(c).get("points", 0)) for c in nb.cells
+                                 if meta(c).get("grade")}
             if not gbk.assignment_is_current(run.url, a.name, cells):
                 gbk.add_assignment(run.root, run.cfg["source"], a.name, run.url)
                 if not gbk.assignment_is_current(run.url, a.name, cells):

@@ -628,8 +628,10 @@ SERVER_CASES: dict[str, tuple[list[str], list[tuple[int, bytes]], int, float]] =
     "three clients": (
         ["127.0.0.2", "127.0.0.3", "127.0.0.4"],
         [(0, _req(10, 1, 1)), (1, _req(11, 2, 2)), (2, _req(12, 3, 3)), (2, _req(13, 4, 4)), (1, b'{"A": 7, "B": 4}'),
-         (0, _req(15, 2**40, 1)), (1, _req(16, -1, -1)), (2, _req("x", 0, 0)), (0, _req(18, 9, 9))],
-        9,
+         (0, _req(15, 2**40, 1)), (1, _req(16, -1, -1)), (2, _req("x", 0, 0)), (0, _req(18, 9, 9)),
+         # ids that are falsy are ids all the same: `if request.get("id")` drops them
+         (2, _req(0, 5, 5)), (0, _req(None, 6, 6)), (1, _req("", 2, 1))],
+        12,
         2.0,
     ),
     # One case per kind of malformed request the exercise lists, each followed by valid requests

@@ -8,6 +8,7 @@ cell fails when it raises, which is nbgrader's rule too.
 from __future__ import annotations
 
 import os
+import socket
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ def run_in_process(assignment: str, replace: dict[str, str] | None = None, root:
     verdicts = []
     old = os.environ.get("COURSE_EVIDENCE")
     os.environ["COURSE_EVIDENCE"] = "0"
+    default_timeout = socket.getdefaulttimeout()  # a case may change it; the next must not inherit it
     try:
         for i, cell in enumerate(code):
             m = _meta(cell)
@@ -71,6 +73,7 @@ def run_in_process(assignment: str, replace: dict[str, str] | None = None, root:
             if graded_test:
                 verdicts.append(Verdict(m["grade_id"], True))
     finally:
+        socket.setdefaulttimeout(default_timeout)
         if old is None:
             os.environ.pop("COURSE_EVIDENCE", None)
         else:

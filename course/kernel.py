@@ -13,10 +13,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import threading
 import struct
 from dataclasses import dataclass
 
 __all__ = [
+    "thread_waits_on_io",
     "TCP_STATES",
     "PROC_TABLES",
     "SocketEntry",
@@ -623,3 +625,37 @@ def interface_mtu(name: str = "lo") -> int:
         request = struct.pack("16si20x", name.encode()[:15], 0)
         reply = fcntl.ioctl(s.fileno(), 0x8921, request)  # SIOCGIFMTU, linux/sockios.h
     return struct.unpack("16si20x", reply)[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# What a thread of this process is waiting for
+# ----------------------------------------------------------------------------------------------
+# futex(2) is how a Python thread waits for the GIL, a Lock or an Event; any other wait of a
+# sleeping thread is I/O or a timed wait (recv, accept, poll, select, sleep). Numbers per machine.
+_FUTEX = {"x86_64": 202, "aarch64": 98}
+
+
+def thread_waits_on_io(thread: threading.Thread) -> bool | None:
+    """True when `thread` (of this process) sleeps in the kernel on something other than a lock
+    (blocked in recv/accept, or in poll/select with a timeout), False when it runs or waits for a
+    lock or the GIL, None when Linux does not say (no /proc, or the thread has ended).
+
+    The checks use it to set a server's stop event only once its threads have gone back to waiting
+    on their sockets, so that a thread blocked in recv() without a timeout is caught every time,
+    not only when it happened to look at stop.is_set() a moment later."""
+    import platform
+
+    tid = getattr(thread, "native_id", None)
+    if tid is None or not thread.is_alive():
+        return None
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            state = f.read().rsplit(") ", 1)[1].split()[0]
+        with open(f"/proc/self/task/{tid}/syscall") as f:
+            call = f.read().split()[0]
+    except (OSError, IndexError):
+        return None
+    if state != "S" or call == "running" or not call.lstrip("-").isdigit():
+        return False
+    futex = _FUTEX.get(platform.machine())
+    return None if futex is None else int(call) != futex

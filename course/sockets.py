@@ -862,17 +862,19 @@ def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks:
                     if leaks:
                         with closes_its_sockets(call):
                             try:
-                                got = _call_probe(fn, address)
+                                _call_probe(fn, address)
                             except (NotImplementedError, YourCodeError):
                                 raise
-                            except Exception as exc:  # not judged here: only what it leaves behind
-                                got = {"raised": type(exc).__name__}
-                        seen.append({"case": case, "returned": got})
+                            except Exception:  # not judged here: only what it leaves behind
+                                pass
                         if (changed := socket.getdefaulttimeout()) != DISTINCT_DEFAULT_TIMEOUT:
                             raise YourCodeError(
                                 f"{call} changed socket.getdefaulttimeout() from {DISTINCT_DEFAULT_TIMEOUT!r} to {changed!r}; "
                                 f"set the timeout on your own socket with s.settimeout(timeout), not socket.setdefaulttimeout()"
                             )
+                        # the evidence of this cell is what it judges (nothing left behind), never the
+                        # answer, which other cells judge: a wrong answer must not cost this cell too
+                        seen.append({"case": case, "left_no_socket": True, "default_timeout_unchanged": True})
                         continue
                     try:
                         got = _call_probe(fn, address)

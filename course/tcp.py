@@ -728,6 +728,18 @@ class ServerUnderTest:
         `while_connected` names the clients still connected (and silent) at that moment."""
         self._stopped = True
         self.check_running()
+        if while_connected:
+            # Set stop only once the server's threads wait on their sockets again: a thread that
+            # reads without a timeout is then blocked in recv() for sure, and is caught every time
+            # (not only when it happened to look at stop.is_set() before its next recv).
+            def settled() -> bool:
+                waits = [kernel.thread_waits_on_io(t) for t in self._learner_threads()]
+                return all(w is not False for w in waits)
+
+            try:
+                wait_for(settled, 2.0, "")
+            except YourCodeError:
+                pass  # threads that wait on locks or queues: stop them as they are
         self.stop_event.set()
         self.thread.join(self.stop_timeout)
         during = f" (while {while_connected})" if while_connected else ""

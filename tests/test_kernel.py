@@ -151,3 +151,30 @@ def test_sock_diag_and_proc_agree_on_a_port(pair):
     port = listener.getsockname()[1]
     by_diag = sorted((e.local, e.remote, e.state) for e in kernel._on_port(port))
     assert by_diag == kernel.states_on_port(port)
+
+
+def test_thread_waits_on_io_tells_a_socket_wait_from_a_lock_wait():
+    import socket as _socket
+    import threading as _threading
+
+    from course.deadline import wait_for as _wait_for
+    from course.kernel import thread_waits_on_io
+
+    a, b = _socket.socketpair()
+    lock = _threading.Lock()
+    lock.acquire()
+    readers = _threading.Thread(target=a.recv, args=(10,), daemon=True)
+    locked = _threading.Thread(target=lock.acquire, daemon=True)
+    try:
+        readers.start()
+        locked.start()
+        assert _wait_for(lambda: thread_waits_on_io(readers), 5, "the reader never blocked in recv") is True
+        assert thread_waits_on_io(locked) is False  # waits on a lock (futex), not on I/O
+    finally:
+        b.send(b"x")
+        lock.release()
+        readers.join(5)
+        locked.join(5)
+        a.close()
+        b.close()
+    assert thread_waits_on_io(readers) is None  # ended

@@ -285,13 +285,16 @@ def test_measured_table_shows_the_outcome():
 def test_checks_pass_the_references_and_record_plain_evidence():
     recorded.clear()
     sockets.check_describe_socket(describe_socket, sockets.DESCRIBE_CASES)
+    sockets.check_probe(probe, sockets.PROBE_CASES)
     sockets.check_probe(probe, sockets.PROBE_CASES, leaks=True)
     for case in sockets.READ_LINES_CASES:
         sockets.check_read_lines(read_lines, case)
     text = repr(recorded)
     assert "'port'" in text and "40312" not in text
-    probe_evidence = [e for e in recorded if e["check"] == "probe"][0]
+    probe_evidence, leak_evidence = [e for e in recorded if e["check"] == "probe"]
     assert [c["returned"] for c in probe_evidence["cases"]] == ["open", "refused", "timeout", "open", "refused", "ENETUNREACH"]
+    # the leak cell's evidence is what it judges, never the answers (judged by other cells)
+    assert all("returned" not in c and c["left_no_socket"] for c in leak_evidence["cases"])
 
 
 def test_evidence_is_the_same_on_two_runs():

@@ -296,7 +296,10 @@ SENTENCES = {
 
 
 def test_every_wrong_case_of_the_registry_has_a_sentence():
-    wrong = {name for name, case in CASES.items() if case.fails}
+    # the learner helper's cases (learner-*) are judged by tests/test_registry.py and the grader's
+    # sample class like every case; the sentence each one gets is pinned only for the cases written
+    # for these checks
+    wrong = {name for name, case in CASES.items() if case.fails and not name.startswith("learner-")}
     assert wrong == set(SENTENCES)
 
 

@@ -90,11 +90,20 @@ def execute(
             resources={"metadata": {"path": str(path.parent)}},
         )
         try:
-            client.execute()
+            # cleanup_kc: nbclient shuts down only kernels of managers it made itself; without it,
+            # every executed notebook left its kernel running until the process exited (the load
+            # check's 276 notebooks then held 320 kernels, 23 GB, and the OOM killer ended it)
+            client.execute(cleanup_kc=True)
         except CellTimeoutError as exc:
             stopped = f"a cell ran longer than {timeout} s: {str(exc).splitlines()[0]}"
         except DeadKernelError as exc:
             stopped = f"the kernel died: {exc}"
+        finally:
+            if km.has_kernel:
+                try:
+                    km.shutdown_kernel(now=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
     return nb, results_of(nb, stopped)
 
 

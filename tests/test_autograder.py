@@ -559,3 +559,17 @@ def test_hub_extension_takes_formgraders_executing_routes():
         assert any(r.match(path) for r in routes), path
     for path in ("/formgrader/api/assignment/04/release_feedback", "/formgrader/api/assignment/04/collect"):
         assert not any(r.match(path) for r in routes), path
+
+
+def test_execute_leaves_no_kernel_running():
+    """execute() (the tests' and the load check's runner) shuts its kernel down: before, nbclient
+    left every kernel of a manager it did not make running until the process exited."""
+    from autograder.execute import execute
+
+    def kernels() -> int:
+        out = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "ipykernel"], capture_output=True, text=True).stdout
+        return len(out.split())
+
+    before = kernels()
+    execute(SOURCE, timeout=60)
+    assert kernels() == before, "execute() left its kernel running"

@@ -632,7 +632,7 @@ def interface_mtu(name: str = "lo") -> int:
 # ----------------------------------------------------------------------------------------------
 # futex(2) is how a Python thread waits for the GIL, a Lock or an Event; any other wait of a
 # sleeping thread is I/O or a timed wait (recv, accept, poll, select, sleep). Numbers per machine.
-_FUTEX = {"x86_64": 202, "aarch64": 98}
+_FUTEX = {"x86_64": 202, "aarch64": 98}.get(__import__("platform").machine())
 
 
 def thread_waits_on_io(thread: threading.Thread) -> bool | None:
@@ -643,8 +643,6 @@ def thread_waits_on_io(thread: threading.Thread) -> bool | None:
     The checks use it to set a server's stop event only once its threads have gone back to waiting
     on their sockets, so that a thread blocked in recv() without a timeout is caught every time,
     not only when it happened to look at stop.is_set() a moment later."""
-    import platform
-
     tid = getattr(thread, "native_id", None)
     if tid is None or not thread.is_alive():
         return None
@@ -657,5 +655,4 @@ def thread_waits_on_io(thread: threading.Thread) -> bool | None:
         return None
     if state != "S" or call == "running" or not call.lstrip("-").isdigit():
         return False
-    futex = _FUTEX.get(platform.machine())
-    return None if futex is None else int(call) != futex
+    return None if _FUTEX is None else int(call) != _FUTEX

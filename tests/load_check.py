@@ -22,19 +22,15 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from autograder.execute import execute  # noqa: E402
 from autograder.release import assignments  # noqa: E402
 from autograder.samples.cases import load_cases  # noqa: E402
+from notebook_cases import solution_of  # noqa: E402
 from registry_cases import case_replace  # noqa: E402
-
-
-def solution(assignment: str) -> Path:
-    (path,) = (REPO / "solutions" / assignment).glob("*.ipynb")
-    return path
 
 
 def run(job: tuple) -> tuple[str, set[str], set[str], dict[str, str], float]:
     label, assignment, replace, expected = job
     start = time.monotonic()
     try:
-        _, results = execute(solution(assignment), replace=replace, timeout=120, startup_timeout=300)
+        _, results = execute(solution_of(assignment), replace=replace, timeout=120, startup_timeout=300)
         failed = {r.grade_id for r in results if not r.passed}
         why = {r.grade_id: r.error[:300] for r in results if not r.passed}
     except Exception as exc:  # noqa: BLE001 - a kernel that could not start is a failure too

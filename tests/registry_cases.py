@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.cells import is_graded_test, meta
 from autograder.samples.cases import Case, strip_solution_markers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,18 +28,14 @@ class Verdict:
     error: str = ""
 
 
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
 def solution_notebook(assignment: str, root: Path = REPO):
-    (path,) = (Path(root) / "solutions" / assignment).glob("*.ipynb")
+    (path,) = (Path(root) / "solutions" / assignment).glob("*.ipynb")  # root may be another course
     return nbformat.read(path, as_version=4)
 
 
 def solution_cell_source(assignment: str, cell: str, root: Path = REPO) -> str:
     for c in solution_notebook(assignment, root).cells:
-        if _meta(c).get("grade_id") == cell and _meta(c).get("solution"):
+        if meta(c).get("grade_id") == cell and meta(c).get("solution"):
             return c.source
     raise KeyError(f"no solution cell {cell!r} in {assignment}")
 
@@ -55,8 +52,8 @@ def run_in_process(assignment: str, replace: dict[str, str] | None = None, root:
     default_timeout = socket.getdefaulttimeout()  # a case may change it; the next must not inherit it
     try:
         for i, cell in enumerate(code):
-            m = _meta(cell)
-            graded_test = bool(m.get("grade")) and not m.get("solution")
+            m = meta(cell)
+            graded_test = is_graded_test(cell)
             if not (i == 0 or m.get("solution") or graded_test):
                 continue
             source = replace.get(m.get("grade_id"), strip_solution_markers(cell.source) if m.get("solution") else cell.source)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from autograder.cells import is_graded_test, meta
 from autograder.release import assignments
 from autograder.samples.cases import apply_diff, load_cases, load_rules, make_diff, read_case, CaseError
 from registry_cases import case_replace, run_in_process, solution_notebook
@@ -16,12 +17,8 @@ IDS = [f"{c.assignment}/{c.name}" for c in CASES]
 ASSIGNMENTS = assignments()
 
 
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
 def graded_ids(assignment: str) -> list[str]:
-    return [_meta(c)["grade_id"] for c in solution_notebook(assignment).cells if _meta(c).get("grade") and not _meta(c).get("solution")]
+    return [meta(c)["grade_id"] for c in solution_notebook(assignment).cells if is_graded_test(c)]
 
 
 def exercise_text(assignment: str) -> str:
@@ -33,7 +30,7 @@ def exercise_text(assignment: str) -> str:
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_case_names_real_cells_and_applies(case):
     nb = solution_notebook(case.assignment)
-    solutions = {_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("solution") and _meta(c).get("grade_id")}
+    solutions = {meta(c)["grade_id"] for c in nb.cells if meta(c).get("solution") and meta(c).get("grade_id")}
     assert case.cell in solutions, f"{case.path}: {case.cell!r} is not a solution cell of {case.assignment} ({sorted(solutions)})"
     unknown = set(case.fails) - set(graded_ids(case.assignment))
     assert not unknown, f"{case.path}: fails names {sorted(unknown)}, which are not graded cells of {case.assignment}"
@@ -64,7 +61,7 @@ def test_every_rule_is_quoted_and_has_a_case(assignment):
     text = exercise_text(assignment)
     cases = load_cases(assignment=assignment)
     graded = set(graded_ids(assignment))
-    solution_cells = {_meta(c)["grade_id"] for c in solution_notebook(assignment).cells if _meta(c).get("solution")}
+    solution_cells = {meta(c)["grade_id"] for c in solution_notebook(assignment).cells if meta(c).get("solution")}
     for exercise, table in rules.items():
         assert exercise in solution_cells, f"{assignment}/rules.json: {exercise!r} is not a solution cell"
         assert table, f"{assignment}/rules.json: {exercise} lists no rule"

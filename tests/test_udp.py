@@ -462,34 +462,29 @@ def test_every_malformed_kind_the_exercise_lists_has_a_case_followed_by_valid_re
         assert any(kind in t for t in texts), kind
 
 
-def test_error_replies_with_or_without_the_id_are_both_accepted():
-    def errors_without_id(sock, n, timeout=2.0):
+def editing_error_replies(edit):
+    """serve_sums that answers correctly, except that `edit(reply)` changes each error reply."""
+    def serve(sock, n, timeout=2.0):
         with sock:
             sock.settimeout(timeout)
             for _ in range(n):
                 data, client = sock.recvfrom(65535)
                 reply = json.loads(sum_reply(data))
                 if "Error" in reply:
-                    reply.pop("id", None)
+                    edit(reply)
                 sock.sendto(json.dumps(reply).encode(), client)
 
-    check_sum_server(errors_without_id, MALFORMED_SERVER_CASES)
+    return serve
+
+
+def test_error_replies_with_or_without_the_id_are_both_accepted():
+    check_sum_server(editing_error_replies(lambda reply: reply.pop("id", None)), MALFORMED_SERVER_CASES)
     check_sum_server(serve_sums, MALFORMED_SERVER_CASES)  # which keeps the id when it can
 
 
 def test_an_error_reply_with_another_id_is_refused():
-    def wrong_error_id(sock, n, timeout=2.0):
-        with sock:
-            sock.settimeout(timeout)
-            for _ in range(n):
-                data, client = sock.recvfrom(65535)
-                reply = json.loads(sum_reply(data))
-                if "Error" in reply:
-                    reply["id"] = "nonsense"
-                sock.sendto(json.dumps(reply).encode(), client)
-
     with pytest.raises(YourCodeError, match="an error reply may also leave it out"):
-        check_sum_server(wrong_error_id, ["A or B missing"])
+        check_sum_server(editing_error_replies(lambda reply: reply.update(id="nonsense")), ["A or B missing"])
 
 
 @pytest.mark.parametrize(

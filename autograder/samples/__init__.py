@@ -46,6 +46,9 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.cells import meta
+from autograder.samples.cases import strip_solution_markers
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -94,14 +97,6 @@ def for_assignment(assignment: str, samples: list[Sample], hostile: bool = True)
     return own + [s for s in common if s.name not in names]
 
 
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def _strip_solution(source: str) -> str:
-    return "\n".join(line for line in source.splitlines()
-                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-
 
 def _plain(source: str):
     return nbformat.v4.new_code_cell(source=source)
@@ -128,7 +123,7 @@ def build(sample: Sample, assignment: str, root: Path, source_dir: str = "soluti
         source = nbformat.read(src_path, as_version=4)
         release = nbformat.read(Path(root) / release_dir / assignment / src_path.name, as_version=4)
         nb = copy.deepcopy(release)
-        solutions = {_meta(c)["grade_id"]: c for c in source.cells if _meta(c).get("solution") and _meta(c).get("grade_id")}
+        solutions = {meta(c)["grade_id"]: c for c in source.cells if meta(c).get("solution") and meta(c).get("grade_id")}
         stub = set(spec.get("stub", []))
         replace = {gid: fill(text) for gid, text in spec.get("replace", {}).items()}
         case = spec.get("case")
@@ -137,23 +132,23 @@ def build(sample: Sample, assignment: str, root: Path, source_dir: str = "soluti
                 raise KeyError(f"case {case.path}: no solution cell {case.cell!r} in {assignment}")
             replace[case.cell] = case.cell_source(solutions[case.cell].source)
         for cell in nb.cells:
-            m = _meta(cell)
+            m = meta(cell)
             gid = m.get("grade_id")
             if m.get("solution") and gid in replace:
                 cell.source = replace[gid]
             elif m.get("solution") and spec.get("base") == "solution" and gid in solutions and gid not in stub:
-                cell.source = _strip_solution(solutions[gid].source)
+                cell.source = strip_solution_markers(solutions[gid].source)
             edits = spec.get("edit_locked", {})
             if m.get("locked") and (gid in edits or ("*" in edits and m.get("grade"))):
                 cell.source = fill(edits.get(gid, edits.get("*")))
         cells = list(nb.cells)
         for gid, sources in spec.get("before", {}).items():
-            idx = next((i for i, c in enumerate(cells) if _meta(c).get("grade_id") == gid), None)
+            idx = next((i for i, c in enumerate(cells) if meta(c).get("grade_id") == gid), None)
             if idx is None:
                 raise KeyError(f"sample {sample.name}: no cell {gid!r} in {assignment}")
             cells[idx:idx] = [_plain(fill(s)) for s in sources]
         if spec.get("before_first_test"):
-            idx = next(i for i, c in enumerate(cells) if _meta(c).get("grade") and not _meta(c).get("solution"))
+            idx = next(i for i, c in enumerate(cells) if meta(c).get("grade") and not meta(c).get("solution"))
             cells[idx:idx] = [_plain(fill(s)) for s in spec["before_first_test"]]
         cells = [_plain(fill(s)) for s in spec.get("prepend", [])] + cells + [_plain(fill(s)) for s in spec.get("append", [])]
         nb.cells = cells

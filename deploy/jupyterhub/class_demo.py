@@ -32,6 +32,7 @@ import html
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -482,8 +483,6 @@ def main(argv: list[str] | None = None) -> int:
                             tokens[instructor])
         said = json.dumps(body)
         if status != 200 or not isinstance(body, dict) or body.get("success") or "sandboxed grader" not in said:
-            import re
-
             text = re.sub(r"<[^>]+>", " ", str(body).split("<body", 1)[-1])
             raise DemoError(f"Formgrader's Autograde was not refused: {status} {' '.join(text.split())[:600]}")
         cli = run(nbg + ["autograde", ASSIGNMENT, "--student", hostile, "--force"], user=instructor, cwd=course, env=cls_env,
@@ -530,8 +529,6 @@ def main(argv: list[str] | None = None) -> int:
             pages = list((Path(pwd.getpwnam(name).pw_dir) / ASSIGNMENT / "feedback").glob("*/*.html"))
             if len(pages) != 1:
                 raise DemoError(f"{name} fetched {len(pages)} feedback page(s), expected 1")
-            import re
-
             text = html.unescape(re.sub(r"<[^>]+>", "", pages[0].read_text()))
             leaked = [line for line in hidden if line in text]
             if leaked or f"Score: {scores[name].replace('/', ' / ')}" not in text:

@@ -157,7 +157,7 @@ class SandboxedKernel:
         else:
             cmd = sb.plain_command(argv, limits=self.limits)
             env = dict(os.environ, **{k: v for k, v in sb.kernel_env(os.getuid()).items()
-                                      if k in ("NBGRADER_EXECUTION", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND")})
+                                      if k in ("NBGRADER_EXECUTION", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND", "PYTHONPATH")})
             cwd = str(self.work)
         self.group = SandboxGroup(self.limits.memory, self.limits.processes) if self.sandboxed else None
         group = self.group if self.group is not None and self.group.active else None

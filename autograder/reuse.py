@@ -18,12 +18,17 @@ from functools import lru_cache
 from pathlib import Path
 
 
-@lru_cache(maxsize=1)
 def course_definitions() -> dict[str, frozenset[str]]:
-    """Module name ("course.udp") -> names of the functions and classes it defines at top level."""
+    """Module name ("course.udp") -> names of the functions and classes it defines at top level,
+    in the course package the kernels import (sandbox.course_package)."""
     from autograder.sandbox import course_package
 
-    pkg = Path(course_package())
+    return _definitions(course_package())
+
+
+@lru_cache(maxsize=4)
+def _definitions(package: str) -> dict[str, frozenset[str]]:
+    pkg = Path(package)
     out = {}
     for path in sorted(pkg.rglob("*.py")):
         parts = path.relative_to(pkg.parent).with_suffix("").parts

@@ -106,10 +106,49 @@ def python_paths() -> list[str]:
     return out
 
 
+_COURSE_DIR: Path | None = None  # set by use_course(): the `course` package the kernels import
+
+
 def course_package() -> str:
+    """The folder of the `course` package the kernels import: the graded root's own (use_course),
+    else the one this grader imports."""
+    if _COURSE_DIR is not None:
+        return str(_COURSE_DIR)
     import course
 
     return str(Path(course.__file__).resolve().parent)
+
+
+def use_course(root: Path) -> Path:
+    """Make the kernels import ROOT/course when the course folder being graded has one (a copy of the
+    course in another folder, the hub's class folder), whatever `course` this grader's virtualenv
+    has installed; returns the package folder used."""
+    global _COURSE_DIR
+    pkg = Path(root).resolve() / "course"
+    _COURSE_DIR = pkg if (pkg / "__init__.py").is_file() else None
+    return Path(course_package())
+
+
+def kernel_course_check(python: str = sys.executable) -> str | None:
+    """None when a kernel started as the grader starts them imports exactly course_package();
+    otherwise one sentence saying what it imports instead, or why it cannot import it."""
+    pkg = Path(course_package())
+    env = {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "PYTHONPATH": str(pkg.parent), "HOME": "/tmp",
+           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "COURSE_EVIDENCE": "0"}
+    code = "import course, os; print(os.path.realpath(os.path.dirname(course.__file__)))"
+    try:
+        proc = subprocess.run([python, "-c", code], env=env, cwd="/", capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the kernel's interpreter {python} could not be started to import the course package: {exc}"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        return (f"a kernel cannot import the course package {pkg} with {python} ({last}); "
+                f"check that {pkg.parent} holds the course and that this virtualenv has its dependencies")
+    got = proc.stdout.strip()
+    if got != str(pkg.resolve()):
+        return (f"a kernel would import the course package from {got}, not from {pkg}; "
+                f"grade with the virtualenv of that course or check PYTHONPATH")
+    return None
 
 
 def write_etc(folder: Path, uid: int) -> Path:
@@ -143,6 +182,8 @@ def kernel_env(uid: int) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "NBGRADER_EXECUTION": "autograde",
         "COURSE_EVIDENCE": "1",
+        # the graded root's own course package comes before any installed one (editable or not)
+        "PYTHONPATH": str(Path(course_package()).parent),
     }
 
 

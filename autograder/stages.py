@@ -151,6 +151,10 @@ def open_run(settings: Settings) -> Run:
             sb.check_available()
         except sb.SandboxUnavailable as exc:
             raise Fatal(f"{exc}. Refusing to run untrusted submissions without a sandbox.") from None
+    sb.use_course(root)
+    problem = sb.kernel_course_check()
+    if problem:
+        raise Fatal(problem)
     assignments = [load_assignment(root, cfg, a) for a in dict.fromkeys(settings.assignments)]
     autograded = (settings.autograded or root / "autograded").resolve()
     state = (settings.state or autograded / ".grader").resolve()

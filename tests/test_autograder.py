@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -573,3 +574,53 @@ def test_execute_leaves_no_kernel_running():
     before = kernels()
     execute(SOURCE, timeout=60)
     assert kernels() == before, "execute() left its kernel running"
+
+
+# ----------------------------------------------------------------------------------------------
+# the grader anywhere: the kernels import the course package of the root being graded
+# ----------------------------------------------------------------------------------------------
+def copy_of_the_course(tmp_path) -> Path:
+    """The fixture course with a copy of `course/` beside it, as a course folder on another machine
+    or the hub's class folder holds it; its first cell records which course package it imported."""
+    root = tmp_path / "elsewhere"
+    shutil.copytree(FIXTURE, root)
+    shutil.copytree(REPO / "course", root / "course", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("solutions", "notebooks"):
+        path = root / folder / "00-echo" / "00-echo.ipynb"
+        nb = json.loads(path.read_text())
+        nb["cells"][1]["source"] += "\nimport course\nrecord_evidence('which-course', path=course.__file__)"
+        path.write_text(json.dumps(nb))
+    return root
+
+
+@pytest.mark.grading
+@pytest.mark.timeout(600)
+def test_a_copy_of_the_course_is_graded_with_its_own_course_package(tmp_path):
+    root = copy_of_the_course(tmp_path)
+    sub = tmp_path / "sub" / "alice" / "00-echo"
+    sub.mkdir(parents=True)
+    shutil.copy(root / "solutions" / "00-echo" / "00-echo.ipynb", sub / "00-echo.ipynb")
+    args = common_args(tmp_path, tmp_path / "sub")
+    args[args.index("--root") + 1] = str(root)
+    proc = run_grader(args, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    assert rows == {"alice": 6.0}
+    graded = (tmp_path / "autograded" / "alice" / "00-echo" / "00-echo.ipynb").read_text()
+    assert str(root / "course" / "__init__.py") in graded, "the kernel imported another course package"
+
+
+@pytest.mark.timeout(300)
+def test_a_course_package_the_kernel_cannot_import_is_one_line_before_grading(tmp_path):
+    root = copy_of_the_course(tmp_path)
+    (root / "course" / "__init__.py").write_text("raise ImportError('a half-copied course')\n")
+    sub = small_class(tmp_path, ("alice",))
+    args = common_args(tmp_path, sub)
+    args[args.index("--root") + 1] = str(root)
+    proc = run_grader(args, cwd=str(tmp_path))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"cannot import the course package {root / 'course'}" in lines[0]
+    assert "ImportError: a half-copied course" in lines[0]
+    assert not (tmp_path / "grades.csv").exists()

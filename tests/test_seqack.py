@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course import seqack
+from course.checks import seqack as seqack_check
 from course.errors import YourCodeError
 from course.seqack import MOD, SEED_000, ack_for, number_conversation, sequence_space
 
@@ -94,18 +95,18 @@ def learner_syn_free(conversation, client_isn, server_isn):  # forgets that SYN 
 
 
 def test_check_passes_the_reference_visible_and_hidden():
-    seqack.check_number_segments(number_conversation)
-    seqack.check_number_segments(number_conversation, hidden=True)
+    seqack_check.check_number_segments(number_conversation)
+    seqack_check.check_number_segments(number_conversation, hidden=True)
 
 
 def test_check_fails_seed_003_plus_one_with_a_hint_naming_it():
     with pytest.raises(YourCodeError, match=r"segment 5 \(server PSH,ACK len=10\).*\(8001, 1021\).*seed 003"):
-        seqack.check_number_segments(learner_plus_one)
+        seqack_check.check_number_segments(learner_plus_one)
 
 
 def test_check_fails_a_syn_that_takes_no_number():
     with pytest.raises(YourCodeError, match=r"segment 2 \(server SYN,ACK len=0\).*\(8000, 1001\).*one too low: a SYN or a FIN"):
-        seqack.check_number_segments(learner_syn_free)
+        seqack_check.check_number_segments(learner_syn_free)
 
 
 def test_hidden_check_wants_value_error_for_a_bad_sender():
@@ -113,7 +114,7 @@ def test_hidden_check_wants_value_error_for_a_bad_sender():
         return number_conversation([s for s in conversation if s[0] in ("client", "server")], a, b) + [(0, 0)] * sum(s[0] not in ("client", "server") for s in conversation)
 
     with pytest.raises(YourCodeError, match="should raise ValueError"):
-        seqack.check_number_segments(lenient, hidden=True)
+        seqack_check.check_number_segments(lenient, hidden=True)
 
 
 def test_check_is_fast_on_a_blank_function():
@@ -121,9 +122,25 @@ def test_check_is_fast_on_a_blank_function():
         raise NotImplementedError()
 
     with pytest.raises(NotImplementedError):
-        seqack.check_number_segments(blank, hidden=True)
+        seqack_check.check_number_segments(blank, hidden=True)
 
 
 def test_table_lines_show_the_direction_and_numbers():
     lines = seqack.table(SEED_000, number_conversation(SEED_000, 1000, 8000))
     assert lines[1].split() == ["2", "client", "<-", "server", "SYN,ACK", "seq=8000", "ack=1001", "len=0"]
+
+
+def test_old_name_of_the_check_still_works():
+    # notebooks of earlier releases call seqack.check_number_segments: it forwards to course.checks
+    assert seqack.check_number_segments is seqack_check.check_number_segments
+    with pytest.raises(AttributeError):
+        seqack.no_such_name  # noqa: B018
+
+
+def test_the_arithmetic_imports_nothing_of_the_course():
+    import subprocess
+    import sys
+
+    code = "import sys, course.seqack; print(sorted(m for m in sys.modules if m.startswith('course')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "['course', 'course.errors', 'course.seqack']"

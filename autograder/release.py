@@ -97,18 +97,25 @@ def remember(assignment: str, notebooks: dict[str, object], root: Path = REPO) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     import nbformat
 
-    names = (sys.argv[1:] if argv is None else argv) or assignments()
+    p = argparse.ArgumentParser(prog="python -m autograder.release", description=__doc__.split("\n")[0])
+    p.add_argument("names", nargs="*", metavar="NN-topic", help="assignments to release (default: all)")
+    p.add_argument("--root", type=Path, default=REPO, help="the course folder (default: this repository)")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    root = args.root.resolve()
+    names = args.names or assignments(root)
     with tempfile.TemporaryDirectory() as tmp:
-        release = generate(Path(tmp), names)
+        release = generate(Path(tmp), names, repo=root)
         for name in names:
-            dest = REPO / "notebooks" / name
+            dest = root / "notebooks" / name
             if dest.exists():
                 shutil.rmtree(dest)
             shutil.copytree(release / name, dest)
-            remember(name, {p.stem: nbformat.read(p, as_version=4) for p in sorted(dest.glob("*.ipynb"))})
-            print(f"released {name} -> notebooks/{name} (checksums kept in {HISTORY / name}.json)")
+            remember(name, {p.stem: nbformat.read(p, as_version=4) for p in sorted(dest.glob("*.ipynb"))}, root)
+            print(f"released {name} -> {dest} (checksums kept in {history_path(name, root)})")
     return 0
 
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course import tcpstates
+from course import connection_life, tcpstates
+from course.checks import tcpstates as tcpstates_check
 from course.errors import YourCodeError
 from course.kernel import TCP_STATES
 from course.tcpstates import EVENTS, STATES, TRANSITIONS, run, step
@@ -95,9 +96,9 @@ def test_events_from_lists_exactly_the_table_rows():
 # ----------------------------------------------------------------------------------------------
 # The kernel: every scenario on real sockets reaches the states the reference machine predicts
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("scenario", list(tcpstates.SCENARIOS))
+@pytest.mark.parametrize("scenario", list(connection_life.SCENARIOS))
 def test_kernel_goes_through_the_reference_states(scenario):
-    observations = tcpstates.observe(scenario)
+    observations = connection_life.observe(scenario)
     assert observations, f"{scenario} observed nothing"
     by_endpoint: dict[str, list[str]] = {}
     for o in observations:
@@ -106,12 +107,12 @@ def test_kernel_goes_through_the_reference_states(scenario):
 
 
 def test_the_scenarios_show_the_states_the_notebook_promises():
-    seen = {o.observed for name in tcpstates.SCENARIOS for o in tcpstates.observe(name)}
+    seen = {o.observed for name in connection_life.SCENARIOS for o in connection_life.observe(name)}
     assert {"LISTEN", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE"} <= seen
 
 
 def test_watch_records_last_ack_and_time_wait_in_a_timeline():
-    rec = tcpstates.watch("server half-closes first")
+    rec = connection_life.watch("server half-closes first")
     assert rec.states("client")[-3:] == ["CLOSE_WAIT", "LAST_ACK", "CLOSE"]
     assert rec.states("server")[-1] == "TIME_WAIT"
     assert rec._thread is not None and not rec._thread.is_alive()
@@ -119,7 +120,7 @@ def test_watch_records_last_ack_and_time_wait_in_a_timeline():
 
 def test_unknown_scenario_is_a_value_error():
     with pytest.raises(ValueError, match="unknown scenario"):
-        tcpstates.observe("both crash")
+        connection_life.observe("both crash")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def test_check_state_machine_passes_the_reference_and_records_evidence():
     from course import checks
 
     before = len(checks.recorded)
-    tcpstates.check_state_machine(step)
+    tcpstates_check.check_state_machine(step)
     ev = checks.recorded[before:]
     assert ev and ev[-1]["check"] == "tcp state machine vs kernel"
     assert all(r["kernel"] == r["yours"] for r in ev[-1]["steps"])
@@ -149,21 +150,21 @@ def test_check_state_machine_passes_the_reference_and_records_evidence():
 def test_check_state_machine_fails_fin_wait1_straight_to_time_wait():
     wrong = with_change("FIN_WAIT1", "recv ACK of FIN", "TIME_WAIT")
     with pytest.raises(YourCodeError, match=r"client closes first.*kernel shows the client in FIN_WAIT2.*says 'TIME_WAIT'"):
-        tcpstates.check_state_machine(wrong, ["client closes first"])
+        tcpstates_check.check_state_machine(wrong, ["client closes first"])
 
 
 def test_check_state_machine_fails_a_passive_close_that_skips_last_ack():
     wrong = with_change("CLOSE_WAIT", "close/send FIN", "CLOSE")
     with pytest.raises(YourCodeError, match=r"client closes first.*server.*next_state\('CLOSE', 'recv ACK of FIN'\) raised ValueError"):
-        tcpstates.check_state_machine(wrong, ["client closes first"])
+        tcpstates_check.check_state_machine(wrong, ["client closes first"])
     with pytest.raises(YourCodeError, match=r"server half-closes first.*kernel shows the client in LAST_ACK.*says 'CLOSE'"):
-        tcpstates.check_state_machine(wrong, ["server half-closes first"])
+        tcpstates_check.check_state_machine(wrong, ["server half-closes first"])
 
 
 def test_check_state_machine_reports_a_raise_on_a_real_transition():
     wrong = with_change("SYN_SENT", "recv RST", None)
     with pytest.raises(YourCodeError, match=r"connection refused.*raised ValueError"):
-        tcpstates.check_state_machine(wrong, ["connection refused"])
+        tcpstates_check.check_state_machine(wrong, ["connection refused"])
 
 
 def test_check_state_machine_fails_fast_on_a_blank_machine():
@@ -171,7 +172,7 @@ def test_check_state_machine_fails_fast_on_a_blank_machine():
         raise NotImplementedError()
 
     with pytest.raises(NotImplementedError):
-        tcpstates.check_state_machine(blank)
+        tcpstates_check.check_state_machine(blank)
 
 
 def test_check_transitions_wants_value_error_for_impossible_events():
@@ -182,18 +183,36 @@ def test_check_transitions_wants_value_error_for_impossible_events():
             return state
 
     with pytest.raises(YourCodeError, match="should raise ValueError"):
-        tcpstates.check_transitions(permissive)
-    tcpstates.check_transitions(step)
+        tcpstates_check.check_transitions(permissive)
+    tcpstates_check.check_transitions(step)
 
 
 def test_check_transitions_wants_the_rfc_answer_to_a_resent_fin():
     strict = with_change("TIME_WAIT", "recv FIN", None)
     with pytest.raises(YourCodeError, match=r"next_state\('TIME_WAIT', 'recv FIN'\) raised ValueError.*should return 'TIME_WAIT'.*resent"):
-        tcpstates.check_transitions(strict)
+        tcpstates_check.check_transitions(strict)
 
 
 def test_connection_refused_keeps_its_port_bound_while_it_connects():
     # the refused scenario's port stays bound (never listening) until the connect is refused, so
     # no other process can start listening on it in between
-    obs = tcpstates.observe("connection refused")
+    obs = connection_life.observe("connection refused")
     assert [(o.endpoint, o.observed) for o in obs] == [("client", "CLOSE")]
+
+
+def test_old_names_still_work():
+    # notebooks of earlier releases call tcpstates.watch and tcpstates.check_*: they are forwarded
+    assert tcpstates.watch is connection_life.watch and tcpstates.SCENARIOS is connection_life.SCENARIOS
+    assert tcpstates.check_state_machine is tcpstates_check.check_state_machine
+    assert tcpstates.check_transitions is tcpstates_check.check_transitions
+    with pytest.raises(AttributeError):
+        tcpstates.no_such_name  # noqa: B018
+
+
+def test_the_table_imports_nothing_of_the_course():
+    import subprocess
+    import sys
+
+    code = "import sys, course.tcpstates; print(sorted(m for m in sys.modules if m.startswith('course')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "['course', 'course.errors', 'course.tcpstates']"

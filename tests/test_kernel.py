@@ -135,7 +135,9 @@ def test_loopback_mtu_from_the_ioctl_matches_sys():
 
 
 def test_without_sock_diag_the_proc_fallback_gives_the_same_states(pair, monkeypatch):
-    monkeypatch.setattr(kernel, "_DIAG_WORKS", False)  # as in a sandbox without NETLINK_SOCK_DIAG
+    from course.kernel import window
+
+    monkeypatch.setattr(window, "_CHOSEN", window.ProcWindow())  # as in a sandbox without NETLINK_SOCK_DIAG
     listener, client, server = pair
     name = kernel.connection_of(client)
     client.close()
@@ -143,13 +145,15 @@ def test_without_sock_diag_the_proc_fallback_gives_the_same_states(pair, monkeyp
     server.close()
     assert kernel.wait_for_state(name, "TIME_WAIT") == "TIME_WAIT"
     assert kernel.wait_for_state(listener.getsockname()[1], "TIME_WAIT") == "TIME_WAIT"
-    assert kernel._DIAG_WORKS is False
+    assert window.current().name == "proc"
 
 
 def test_sock_diag_and_proc_agree_on_a_port(pair):
     listener, client, server = pair
     port = listener.getsockname()[1]
-    by_diag = sorted((e.local, e.remote, e.state) for e in kernel._on_port(port))
+    from course.kernel import window
+
+    by_diag = sorted((e.local, e.remote, e.state) for e in window.DiagWindow().tcp_sockets() if port in (e.local[1], e.remote[1]))
     assert by_diag == kernel.states_on_port(port)
 
 
@@ -178,3 +182,25 @@ def test_thread_waits_on_io_tells_a_socket_wait_from_a_lock_wait():
         a.close()
         b.close()
     assert thread_waits_on_io(readers) is None  # ended
+
+
+def test_the_window_is_chosen_once_and_both_windows_agree_on_a_connection(pair):
+    from course.kernel import window
+
+    first = window.current()
+    assert window.current() is first and first.name in ("sock_diag", "proc")
+    listener, client, server = pair
+    name = kernel.connection_of(client)
+    assert window.DiagWindow().lookup(name) == window.ProcWindow().lookup(name)
+    assert window.ProcWindow().lookup(name).state == "ESTABLISHED"
+
+
+def test_the_proc_reader_reads_the_time_wait_timer(pair):
+    listener, client, server = pair
+    name = kernel.connection_of(client)
+    client.close()
+    kernel.wait_for_state(server, "CLOSE_WAIT")
+    server.close()
+    kernel.wait_for_state(name, "TIME_WAIT")
+    entry = next(e for e in kernel.all_sockets(("tcp",)) if (e.local, e.remote) == name)
+    assert entry.timer == "time_wait" and 0 < entry.timer_seconds <= kernel.TCP_TIMEWAIT_LEN

@@ -1,6 +1,6 @@
-"""course.connections: the idle-timeout server, the measurements and the checks of assignment 07,
-over real loopback sockets. Timing is asserted only as relations (long beats short), never as
-absolute times; waits use wait_for, never sleeps."""
+"""course.connections: the idle-timeout server and the measurements; course.checks.connections: the
+checks of assignment 07; over real loopback sockets. Timing is asserted only as relations (long
+beats short), never as absolute times; waits use wait_for, never sleeps."""
 import socket
 import statistics
 import threading
@@ -13,6 +13,7 @@ import pytest
 matplotlib.use("Agg")
 
 from course import checks, connections as cx, kernel
+from course.checks import connections as check
 from course.cli import load_peers
 from course.deadline import wait_for
 from course.errors import SetupError, YourCodeError
@@ -277,28 +278,28 @@ def test_plots_return_axes():
 # Checks: the instructor's solution passes, classic mistakes fail with a sentence
 # ------------------------------------------------------------------------------------------------
 def test_solution_passes_every_check(solution):
-    cx.check_short_client(solution["ShortClient"])
-    cx.check_short_client(solution["ShortClient"], hard=True)
-    cx.check_long_client_reuses(solution["LongClient"])
-    cx.check_long_client_reconnects(solution["LongClient"])
-    cx.check_long_client_reconnects(solution["LongClient"], reset=True, rounds=2)
-    cx.check_long_client_hard(solution["LongClient"])
-    cx.check_connection_cap(solution["LimitedEchoServer"])
-    cx.check_cap_frees_slots(solution["LimitedEchoServer"])
-    cx.check_measurement(solution["measure_latencies"], n=20)
+    check.check_short_client(solution["ShortClient"])
+    check.check_short_client(solution["ShortClient"], hard=True)
+    check.check_long_client_reuses(solution["LongClient"])
+    check.check_long_client_reconnects(solution["LongClient"])
+    check.check_long_client_reconnects(solution["LongClient"], reset=True, rounds=2)
+    check.check_long_client_hard(solution["LongClient"])
+    check.check_connection_cap(solution["LimitedEchoServer"])
+    check.check_cap_frees_slots(solution["LimitedEchoServer"])
+    check.check_measurement(solution["measure_latencies"], n=20)
 
 
 def test_solution_server_passes_the_idle_check(solution):
-    cx.check_idle_timeout(solution["LimitedEchoServer"], idle_timeout=0.3, idle_clients=2)
+    check.check_idle_timeout(solution["LimitedEchoServer"], idle_timeout=0.3, idle_clients=2)
 
 
 def test_evidence_is_the_same_on_every_run(solution):
     runs = []
     for _ in range(2):
         checks.recorded.clear()
-        cx.check_long_client_reconnects(solution["LongClient"])
-        cx.check_connection_cap(solution["LimitedEchoServer"])
-        cx.check_measurement(solution["measure_latencies"], n=10)
+        check.check_long_client_reconnects(solution["LongClient"])
+        check.check_connection_cap(solution["LimitedEchoServer"])
+        check.check_measurement(solution["measure_latencies"], n=10)
         runs.append(list(checks.recorded))
     assert runs[0] == runs[1]
     assert "port" not in repr(runs[0])
@@ -306,35 +307,35 @@ def test_evidence_is_the_same_on_every_run(solution):
 
 def test_long_client_that_never_reconnects_fails():
     ns = learner_namespace(long_client_code=LONG_NEVER_RECONNECTS)
-    cx.check_long_client_reuses(ns["LongClient"])  # it does reuse...
+    check.check_long_client_reuses(ns["LongClient"])  # it does reuse...
     with pytest.raises(YourCodeError, match="connect again and retry the request once"):
-        cx.check_long_client_reconnects(ns["LongClient"])
+        check.check_long_client_reconnects(ns["LongClient"])
     with pytest.raises(YourCodeError, match="ConnectionResetError"):
-        cx.check_long_client_reconnects(ns["LongClient"], reset=True)
+        check.check_long_client_reconnects(ns["LongClient"], reset=True)
 
 
 def test_long_client_with_a_connection_per_request_fails():
     ns = learner_namespace(long_client_code=LONG_CONNECTION_PER_REQUEST)
     with pytest.raises(YourCodeError, match="accepted 5 connections for 5 requests"):
-        cx.check_long_client_reuses(ns["LongClient"])
+        check.check_long_client_reuses(ns["LongClient"])
     with pytest.raises(YourCodeError, match="closed its connection right after a request"):
-        cx.check_long_client_reconnects(ns["LongClient"])
+        check.check_long_client_reconnects(ns["LongClient"])
     with pytest.raises(YourCodeError, match="expected 21"):
-        cx.check_measurement(ns["measure_latencies"], n=20)
+        check.check_measurement(ns["measure_latencies"], n=20)
 
 
 def test_long_client_that_retries_again_and_again_fails():
     ns = learner_namespace(long_client_code=registry_source("long-client-retries-until-served"))
-    cx.check_long_client_reconnects(ns["LongClient"])  # it does reconnect...
+    check.check_long_client_reconnects(ns["LongClient"])  # it does reconnect...
     with pytest.raises(YourCodeError, match=r"opened 5 connection\(s\) .* \(at most 2 expected\); after the reused"):
-        cx.check_long_client_hard(ns["LongClient"])  # ...but does not give up after one retry
+        check.check_long_client_hard(ns["LongClient"])  # ...but does not give up after one retry
 
 
 def test_long_client_that_retries_a_fresh_connection_fails():
     ns = learner_namespace(long_client_code=registry_source("long-client-retries-fresh-connection"))
-    cx.check_long_client_reconnects(ns["LongClient"], reset=True, rounds=2)
+    check.check_long_client_reconnects(ns["LongClient"], reset=True, rounds=2)
     with pytest.raises(YourCodeError, match=r"opened 2 connection\(s\) .* \(at most 1 expected\); a request that fails"):
-        cx.check_long_client_hard(ns["LongClient"])
+        check.check_long_client_hard(ns["LongClient"])
 
 
 def test_short_client_that_accepts_newlines_fails():
@@ -347,45 +348,45 @@ def test_short_client_that_accepts_newlines_fails():
 
     lenient.request = request
     with pytest.raises(YourCodeError, match="raise ValueError before sending"):
-        cx.check_short_client(lenient, hard=True)
+        check.check_short_client(lenient, hard=True)
 
 
 def test_server_without_idle_timeout_fails():
     ns = learner_namespace(limited_server_code=SERVER_NO_IDLE_TIMEOUT)
-    cx.check_connection_cap(ns["LimitedEchoServer"])
+    check.check_connection_cap(ns["LimitedEchoServer"])
     with pytest.raises(YourCodeError, match="left an idle connection open"):
-        cx.check_idle_timeout(ns["LimitedEchoServer"], idle_timeout=0.2)
+        check.check_idle_timeout(ns["LimitedEchoServer"], idle_timeout=0.2)
 
 
 def test_server_with_seed_002_deadline_set_once_fails():
     ns = learner_namespace(limited_server_code=SERVER_DEADLINE_SET_ONCE)
     with pytest.raises(YourCodeError, match="closed the connection of a client sending every"):
-        cx.check_idle_timeout(ns["LimitedEchoServer"], idle_timeout=0.3)
+        check.check_idle_timeout(ns["LimitedEchoServer"], idle_timeout=0.3)
 
 
 def test_server_with_a_global_cap_fails():
     ns = learner_namespace(limited_server_code=SERVER_GLOBAL_CAP)
     with pytest.raises(YourCodeError, match="count connections per client IP, not in total"):
-        cx.check_connection_cap(ns["LimitedEchoServer"])
+        check.check_connection_cap(ns["LimitedEchoServer"])
 
 
 def test_server_that_never_frees_a_slot_fails():
     ns = learner_namespace(limited_server_code=SERVER_NEVER_FREES)
-    cx.check_connection_cap(ns["LimitedEchoServer"])
+    check.check_connection_cap(ns["LimitedEchoServer"])
     with pytest.raises(YourCodeError, match="decrement the count when a connection ends"):
-        cx.check_cap_frees_slots(ns["LimitedEchoServer"])
+        check.check_cap_frees_slots(ns["LimitedEchoServer"])
 
 
 def test_server_without_a_cap_fails():
     ns = learner_namespace(limited_server_code=registry_source("server-without-cap"))
     with pytest.raises(YourCodeError, match="kept connection 3 from 127.0.0.2 open"):
-        cx.check_connection_cap(ns["LimitedEchoServer"])
+        check.check_connection_cap(ns["LimitedEchoServer"])
 
 
 def test_swapped_measurement_fails():
     ns = learner_namespace(measure_latencies_code=MEASUREMENT_SWAPPED)
     with pytest.raises(YourCodeError, match=r"return \(short, long\) in that order"):
-        cx.check_measurement(ns["measure_latencies"], n=20)
+        check.check_measurement(ns["measure_latencies"], n=20)
 
 
 def test_measurement_with_wrong_counts_fails(solution):
@@ -394,7 +395,17 @@ def test_measurement_with_wrong_counts_fails(solution):
         return short[:-1], long
 
     with pytest.raises(YourCodeError, match="returned 19 short latencies; expected a list of 20"):
-        cx.check_measurement(too_few, n=20)
+        check.check_measurement(too_few, n=20)
+
+
+def test_the_checks_names_of_earlier_releases_still_reach_them():
+    """Notebooks released before the checks moved call cx.check_*: the lesson module forwards them."""
+    for name in check.__all__:
+        if name.startswith("check_"):
+            assert getattr(cx, name) is getattr(check, name)
+            assert name not in cx.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'ACTIVE_PROOF'"):
+        cx.ACTIVE_PROOF  # only check_* names are forwarded
 
 
 def test_blank_stubs_fail_fast_with_not_implemented():
@@ -423,25 +434,25 @@ def test_blank_stubs_fail_fast_with_not_implemented():
         raise NotImplementedError()
 
     start = time.monotonic()
-    for check, arg in [(cx.check_short_client, Blank), (cx.check_long_client_reuses, Blank),
-                       (cx.check_long_client_reconnects, Blank), (cx.check_long_client_hard, Blank),
-                       (cx.check_idle_timeout, BlankServer), (cx.check_connection_cap, BlankServer),
-                       (cx.check_cap_frees_slots, BlankServer), (cx.check_measurement, blank_measure)]:
+    for check_fn, arg in [(check.check_short_client, Blank), (check.check_long_client_reuses, Blank),
+                          (check.check_long_client_reconnects, Blank), (check.check_long_client_hard, Blank),
+                          (check.check_idle_timeout, BlankServer), (check.check_connection_cap, BlankServer),
+                          (check.check_cap_frees_slots, BlankServer), (check.check_measurement, blank_measure)]:
         with pytest.raises(NotImplementedError):
-            check(arg)
+            check_fn(arg)
     assert time.monotonic() - start < 5.0
 
 
 def test_server_that_refuses_without_a_full_line_fails():
     ns = learner_namespace(limited_server_code=registry_source("server-refusal-without-newline"))
     with pytest.raises(YourCodeError, match="without a full line"):
-        cx.check_connection_cap(ns["LimitedEchoServer"])
+        check.check_connection_cap(ns["LimitedEchoServer"])
 
 
 def test_measurement_that_stops_the_clock_early_fails():
     ns = learner_namespace(measure_latencies_code=registry_source("measurement-times-nothing"))
     with pytest.raises(YourCodeError, match="took less than the 30 ms"):
-        cx.check_measurement(ns["measure_latencies"], n=10)
+        check.check_measurement(ns["measure_latencies"], n=10)
 
 
 def test_first_reply_delay_holds_only_the_first_reply_of_each_connection():

@@ -1,0 +1,546 @@
+"""Checks of assignment 08: connect_any, http_get and serve_echo_buffered.
+
+Learner code runs only through `course.checks.runner` (call_with_deadline, LearnerCall); every check
+records deterministic evidence (what was asked and what was observed as data and booleans, never a
+port or a time) and fails with one sentence that says what happened and what to check.
+
+While a check runs, `socket.getaddrinfo` (and so `socket.create_connection`) resolves numeric
+addresses only: the names of the hidden cases (`*.course.test`) exist only in the resolver the check
+passes, and a learner's code that asks the system about them gets socket.gaierror at once instead
+of sending a DNS query off the machine.
+"""
+from __future__ import annotations
+
+import array
+import random
+import selectors
+import socket
+import threading
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterator
+
+from course.checks import no_leaked_sockets, record_evidence
+from course.checks.runner import LearnerCall, call_with_deadline, describe_call
+from course.deadline import Deadline
+from course.endpoints import HttpReplyServer, StaticResolver, http_reply, listening, refusing, silent
+from course.errors import YourCodeError
+from course.serving import format_address
+from course.tcp import ReferenceClient, SilentServer
+
+__all__ = [
+    "check_connect_any",
+    "check_connect_any_ipv6",
+    "check_connect_any_fallback",
+    "check_connect_any_hard",
+    "check_http_get",
+    "check_http_get_hard",
+    "check_http_get_until_close",
+    "check_http_get_pieces_hard",
+    "check_echo_buffered",
+    "check_echo_buffered_hard",
+    "check_slow_reader",
+    "check_slow_readers_hard",
+]
+
+NAME = "dual.course.test"  # a name only the check's resolver knows (.test is reserved, RFC 2606)
+
+
+# ----------------------------------------------------------------------------------------------
+# No name leaves the machine
+# ----------------------------------------------------------------------------------------------
+@contextmanager
+def numeric_names_only() -> Iterator[None]:
+    """While the block runs, socket.getaddrinfo answers numeric addresses only (AI_NUMERICHOST)
+    and raises socket.gaierror for a name, without asking /etc/hosts or a DNS server."""
+    real = socket.getaddrinfo
+
+    def numeric(host, port, family=0, type=0, proto=0, flags=0):  # noqa: A002 - getaddrinfo's names
+        try:
+            return real(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host!r} is a name, and the course's checks resolve no names: "
+                                  f"use the resolve function you were given") from None
+
+    socket.getaddrinfo = numeric
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real
+
+
+# ----------------------------------------------------------------------------------------------
+# connect_any
+# ----------------------------------------------------------------------------------------------
+FALLBACK_HINT = ("create each socket with the family, type and proto of its answer, give it the timeout, "
+                 "connect; on OSError close it and try the next answer")
+
+
+def _accept_learners(listener: socket.socket, sock: socket.socket, call: str) -> None:
+    """Fail unless `sock` (what connect_any returned) is a connected TCP socket whose connection
+    `listener` holds."""
+    if not isinstance(sock, socket.socket):
+        raise YourCodeError(f"{call} returned {sock!r}; it should return the connected socket.socket")
+    try:
+        mine = sock.getsockname()[:2]
+        sock.getpeername()
+    except OSError:
+        raise YourCodeError(f"{call} returned a socket that is not connected; return the socket whose connect() succeeded") from None
+    listener.settimeout(2.0)
+    conn, peer = listener.accept()
+    with conn:
+        if tuple(peer[:2]) != tuple(mine):
+            raise YourCodeError(f"{call} returned a socket at {format_address(mine)}, but the connection that reached "
+                                f"{format_address(listener.getsockname())} came from {format_address(peer)}")
+
+
+def _connect_case(connect_any: Callable, host: str, port: int, listener: socket.socket, family: int,
+                  resolve: Callable | None = None, timeout: float = 2.0, deadline: float = 4.0) -> dict:
+    kwargs = {} if resolve is None else {"resolve": resolve}
+    call = describe_call("connect_any", (host, port, timeout), {"resolve": "<the check's resolver>"} if resolve else {})
+    with no_leaked_sockets(call), numeric_names_only():
+        try:
+            sock = call_with_deadline(connect_any, host, port, timeout, timeout=deadline, name="connect_any", **kwargs)
+        except (NotImplementedError, YourCodeError):
+            raise
+        except Exception as exc:
+            raise YourCodeError(f"{call} raised {type(exc).__name__}: {exc}; an address in its answers accepts "
+                                f"connections at {format_address(listener.getsockname())}; {FALLBACK_HINT}") from exc
+        try:
+            _accept_learners(listener, sock, call)
+            if sock.family != family or sock.type != socket.SOCK_STREAM:
+                raise YourCodeError(f"{call} returned a socket of family {sock.family!r} and type {sock.type!r}; "
+                                    f"expected {socket.AddressFamily(family)!r}, SOCK_STREAM (the answer's own)")
+            got = {"family": socket.AddressFamily(sock.family).name, "connected": True}
+        finally:
+            if isinstance(sock, socket.socket):
+                sock.close()
+    return got
+
+
+def check_connect_any(connect_any: Callable) -> None:
+    """Visible: connect_any('127.0.0.1', port) with the default resolver (a numeric address:
+    getaddrinfo answers it without asking anyone)."""
+    with listening("127.0.0.1") as (listener, (host, port)):
+        got = _connect_case(connect_any, host, port, listener, socket.AF_INET)
+    record_evidence("connect_any_ipv4", host=host, **got)
+
+
+def check_connect_any_ipv6(connect_any: Callable) -> None:
+    """Hidden: an IPv6-only listener on ::1, with the default resolver."""
+    with listening("::1") as (listener, (host, port)):
+        got = _connect_case(connect_any, host, port, listener, socket.AF_INET6)
+    record_evidence("connect_any_ipv6", host=host, **got)
+
+
+def check_connect_any_fallback(connect_any: Callable) -> None:
+    """Visible: a name whose first address (::1) refuses and whose second (127.0.0.1) listens."""
+    with refusing("::1") as first, listening("127.0.0.1") as (listener, second):
+        resolve = StaticResolver({NAME: [first, second]})
+        got = _connect_case(connect_any, NAME, 80, listener, socket.AF_INET, resolve)
+        _resolver_was_asked(resolve, "connect_any")
+    record_evidence("connect_any_fallback", answers=["::1 refuses", "127.0.0.1 listens"], **got)
+
+
+def _resolver_was_asked(resolve: StaticResolver, name: str) -> None:
+    if not resolve.calls or resolve.calls[0][0] != NAME:
+        raise YourCodeError(f"{name} connected without asking the resolver it was given about {NAME!r} "
+                            f"(it was asked {resolve.calls}); call resolve(host, port, type=socket.SOCK_STREAM)")
+
+
+def check_connect_any_hard(connect_any: Callable) -> None:
+    """Hidden: the families the other way round; a first address that never answers (a per-attempt
+    timeout must end that attempt); every address refusing (the last attempt's
+    ConnectionRefusedError, no socket left open)."""
+    outcomes = {}
+    with refusing("127.0.0.1") as first, listening("::1") as (listener, second):
+        resolve = StaticResolver({NAME: [first, second]})
+        outcomes["v4_refuses_v6_listens"] = _connect_case(connect_any, NAME, 80, listener, socket.AF_INET6, resolve)
+    with silent("127.0.0.1") as first, listening("::1") as (listener, second):
+        resolve = StaticResolver({NAME: [first, second]})
+        try:
+            outcomes["first_silent"] = _connect_case(connect_any, NAME, 80, listener, socket.AF_INET6, resolve,
+                                                     timeout=0.3, deadline=3.0)
+        except YourCodeError as exc:
+            raise YourCodeError(f"with a first address that never answers a SYN and timeout=0.3: {exc}; give each "
+                                f"attempt's socket settimeout(timeout) before connect, so that the attempt ends "
+                                f"with TimeoutError and the next address is tried") from None
+    with refusing("::1") as a, refusing("127.0.0.1") as b:
+        resolve = StaticResolver({NAME: [a, b]})
+        call = describe_call("connect_any", (NAME, 80, 1.0), {"resolve": "<the check's resolver>"})
+        with no_leaked_sockets(call), numeric_names_only():
+            try:
+                got = call_with_deadline(connect_any, NAME, 80, 1.0, timeout=3.0, name="connect_any", resolve=resolve)
+            except (NotImplementedError, YourCodeError):
+                raise
+            except ConnectionRefusedError:
+                got = None
+                outcomes["all_refuse"] = "ConnectionRefusedError"
+            except Exception as exc:
+                raise YourCodeError(f"{call} raised {type(exc).__name__}: {exc} when both addresses refused; raise the "
+                                    f"exception of the last attempt (here ConnectionRefusedError) instead") from exc
+            else:
+                if isinstance(got, socket.socket):
+                    got.close()
+                raise YourCodeError(f"{call} returned {got!r} when both addresses refused; raise the exception of the "
+                                    f"last attempt (here ConnectionRefusedError)")
+    record_evidence("connect_any_hard", **outcomes)
+
+
+# ----------------------------------------------------------------------------------------------
+# http_get
+# ----------------------------------------------------------------------------------------------
+HTTP_HINT = ("read until the headers' end (b'\\r\\n\\r\\n') has arrived, then Content-Length bytes of body if the "
+             "headers give it (any letter case), else until recv returns b''")
+
+
+def _check_request(request: bytes, path: str, netloc: str, call: str) -> None:
+    shown = request[:200]
+    if not request.endswith(b"\r\n\r\n") or b"\r\n" not in request:
+        raise YourCodeError(f"{call} sent {shown!r}; every line of an HTTP request ends in CRLF (b'\\r\\n') and the "
+                            f"headers end with an empty line (b'\\r\\n\\r\\n')")
+    lines = request[:-4].split(b"\r\n")
+    if any(b"\n" in line or b"\r" in line for line in lines):
+        raise YourCodeError(f"{call} sent {shown!r}, with a line ending that is not CRLF; end every line in b'\\r\\n'")
+    want = f"GET {path} HTTP/1.1".encode()
+    if lines[0] != want:
+        raise YourCodeError(f"{call} sent the request line {lines[0]!r}; expected {want!r} (the URL's path, '/' when it "
+                            f"has none, with its query)")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get(b"host") != netloc.encode():
+        raise YourCodeError(f"{call} sent Host: {headers.get(b'host')!r}; expected {netloc.encode()!r}, the host and port "
+                            f"as the URL writes them (HTTP/1.1 requires the Host header)")
+    if headers.get(b"connection", b"").lower() != b"close":
+        raise YourCodeError(f"{call} sent no 'Connection: close' header ({shown!r}); send it, so that the server closes "
+                            f"after its answer")
+
+
+def _http_case(http_get: Callable, parts: list[bytes], expected: tuple[int, bytes], *, path: str = "/index.html",
+               url_path: str | None = None, keep_open: bool = False, host: str = "127.0.0.1", deadline: float = 4.0) -> dict:
+    with no_leaked_sockets("http_get"), HttpReplyServer(parts, keep_open=keep_open, host=host) as server, numeric_names_only():
+        netloc = format_address(server.address)
+        url = f"http://{netloc}{path if url_path is None else url_path}"
+        call = describe_call("http_get", (url,))
+        try:
+            got = call_with_deadline(http_get, url, timeout=deadline, name="http_get")
+        except (NotImplementedError, YourCodeError):
+            raise
+        except TimeoutError as exc:
+            why = ("it keeps the connection open after the body: stop after Content-Length bytes" if keep_open
+                   else "it answered and closed")
+            raise YourCodeError(f"{call} raised TimeoutError against a server whose answer was {sum(map(len, parts))} bytes "
+                                f"in {len(parts)} piece(s) ({why}); {HTTP_HINT}") from exc
+        except Exception as exc:
+            raise YourCodeError(f"{call} raised {type(exc).__name__}: {exc}; the answer was {b''.join(parts)[:120]!r} "
+                                f"in {len(parts)} piece(s); {HTTP_HINT}") from exc
+        requests = server.requests()
+        if requests:
+            _check_request(requests[0], path, netloc, call)
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise YourCodeError(f"{call} returned {got!r}; it should return a tuple (status, body)")
+        status, body = got
+        if type(status) is not int or not isinstance(body, bytes):
+            raise YourCodeError(f"{call} returned ({status!r}, {body[:40]!r}): a {type(status).__name__} and a "
+                                f"{type(body).__name__}; the status is an int, the body bytes (not decoded)")
+        if (status, body) != expected:
+            raise YourCodeError(f"{call} returned ({status}, {body[:60]!r}... {len(body)} bytes); expected ({expected[0]}, "
+                                f"{expected[1][:60]!r}... {len(expected[1])} bytes); the answer came in {len(parts)} "
+                                f"piece(s); {HTTP_HINT}")
+    return {"status": status, "body": body}
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    edges = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def check_http_get(http_get: Callable) -> None:
+    """Visible: 200 with Content-Length, in one write, then the server closes."""
+    body = b"hello, world\n"
+    got = _http_case(http_get, [http_reply(200, body)], (200, body))
+    record_evidence("http_get_content_length", **got)
+
+
+def check_http_get_hard(http_get: Callable) -> None:
+    """Hidden: a server that keeps the connection open after a Content-Length body; the header named
+    in lower case; a 404; a URL with a query; a URL without a path; an IPv6 URL."""
+    out = {}
+    body = b"the body ends here; the connection stays open"
+    out["keep_open"] = _http_case(http_get, [http_reply(200, body)], (200, body), keep_open=True)
+    lower = http_reply(200, b"abc", length=False, headers=(("content-length", "3"),))
+    out["lower_case_header"] = _http_case(http_get, [lower], (200, b"abc"), keep_open=True)
+    out["not_found"] = _http_case(http_get, [http_reply(404, b"no such page\n")], (404, b"no such page\n"), path="/missing")
+    out["query"] = _http_case(http_get, [http_reply(200, b"found")], (200, b"found"), path="/search?q=tcp&lang=zh")
+    out["no_path"] = _http_case(http_get, [http_reply(200, b"root")], (200, b"root"), path="/", url_path="")
+    out["ipv6"] = _http_case(http_get, [http_reply(200, b"over IPv6")], (200, b"over IPv6"), host="::1")
+    record_evidence("http_get_hard", **out)
+
+
+def check_http_get_until_close(http_get: Callable) -> None:
+    """Visible: no Content-Length; the body in three pieces; the server closes to end it."""
+    body = "第一段，第二段，第三段。\n".encode("utf-8")
+    reply = http_reply(200, body, length=False)
+    head = len(reply) - len(body)
+    got = _http_case(http_get, _cut(reply, [head, head + 7, head + 20]), (200, body))
+    record_evidence("http_get_until_close", **got)
+
+
+def check_http_get_pieces_hard(http_get: Callable) -> None:
+    """Hidden: headers cut in pieces (inside the blank line that ends them); a 200 kB binary body with
+    Content-Length in pieces; a server that never answers (TimeoutError, no socket left open)."""
+    out = {}
+    reply = http_reply(200, b"short body", length=False)
+    end = reply.index(b"\r\n\r\n")
+    out["headers_in_pieces"] = _http_case(http_get, _cut(reply, [5, 20, end + 1, end + 3]), (200, b"short body"))
+    rng = random.Random(8)
+    big = bytes(rng.randrange(256) for _ in range(200_000))
+    reply = http_reply(200, big)
+    head = len(reply) - len(big)
+    out["big_binary_body"] = _http_case(http_get, _cut(reply, [head - 10, head + 1000, head + 150_000]), (200, big))["status"]
+    with no_leaked_sockets("http_get, when the server never answers"), SilentServer() as server:
+        url = f"http://{format_address(server.address)}/"
+        try:
+            got = call_with_deadline(http_get, url, 0.3, timeout=3.0, name="http_get")
+        except (NotImplementedError, YourCodeError):
+            raise
+        except TimeoutError:
+            out["silent_server"] = "TimeoutError"
+        except Exception as exc:
+            raise YourCodeError(f"http_get({url!r}, 0.3) raised {type(exc).__name__}: {exc} against a server that never "
+                                f"answers; give the socket the timeout and let recv's TimeoutError propagate") from exc
+        else:
+            raise YourCodeError(f"http_get({url!r}, 0.3) returned {got!r} from a server that never answers; let recv's "
+                                f"TimeoutError propagate")
+    record_evidence("http_get_pieces_hard", **out)
+
+
+# ----------------------------------------------------------------------------------------------
+# serve_echo_buffered
+# ----------------------------------------------------------------------------------------------
+SMALL_BUFFER = 32 * 1024  # SO_SNDBUF / SO_RCVBUF asked for on the check's sockets (Linux doubles it)
+STALL = 1.5  # seconds without room to send: the server has stopped reading this client
+
+
+class _Server:
+    """A learner's serve(listener, stop, limit=...) on 127.0.0.1 port 0, with small buffers on the
+    listener (accepted connections inherit them), inside no_leaked_sockets."""
+
+    def __init__(self, serve: Callable, limit: int):
+        self.serve, self.limit = serve, limit
+        self.stack = ExitStack()
+
+    def __enter__(self) -> "_Server":
+        self.stack.__enter__()
+        self.stack.enter_context(no_leaked_sockets(f"serve_echo_buffered(listener, stop, limit={self.limit})"))
+        listener = self.stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        self.address, self.where = listener.getsockname(), format_address(listener.getsockname())
+        self.stop_event = threading.Event()
+        self.run = self.stack.enter_context(LearnerCall(self.serve, listener, self.stop_event, name="serve_echo_buffered",
+                                                        stop_event=self.stop_event, limit=self.limit))
+        return self
+
+    def __exit__(self, *exc_info):
+        return self.stack.__exit__(*exc_info)
+
+    @property
+    def call(self) -> str:
+        return f"serve_echo_buffered(listener, stop, limit={self.limit})"
+
+    def watch(self) -> None:
+        if self.run.done and (self.run.error is not None or not self.stop_event.is_set()):
+            if isinstance(self.run.error, NotImplementedError):
+                raise self.run.error
+            what = f"raised {type(self.run.error).__name__}: {self.run.error}" if self.run.error else "returned"
+            raise YourCodeError(f"{self.call} {what} while clients were connected to {self.where}; keep serving "
+                                f"until stop is set, and end only the connection that failed") from self.run.error
+        if self.run.thread_errors:
+            name, exc = self.run.thread_errors[0]
+            raise YourCodeError(f"thread {name!r} of your server died of {type(exc).__name__}: {exc}") from exc
+
+    def client(self, label: str) -> ReferenceClient:
+        return ReferenceClient(self.address, label, watch=self.watch)
+
+    def stop(self, while_connected: str) -> None:
+        self.watch()
+        self.stop_event.set()
+        if not self.run.join(1.0):
+            raise YourCodeError(f"{self.call} did not return within 1 s after stop was set (while {while_connected}); "
+                                f"select with a short timeout (0.05 s) and look at stop.is_set() after each select")
+        self.watch()
+        left = self.run.wait_threads(1.0)
+        if left:
+            raise YourCodeError(f"{self.call} returned but left thread(s) {[t.name for t in left]} running; end and "
+                                f"join every thread it starts before it returns")
+
+
+def _echo_exactly(client: ReferenceClient, data: bytes, who: str) -> bytes:
+    got = client.read_available(len(data))
+    if got != data:
+        same = "the same bytes" if data.startswith(got) else "different bytes"
+        raise YourCodeError(f"{who} sent {len(data)} bytes to your server and got {len(got)} back ({same}) within 2 s; "
+                            f"echo every byte, in order, with an output buffer per connection")
+    return got
+
+
+def check_echo_buffered(serve: Callable) -> None:
+    """Visible: two clients at once, 20 kB each, echoed exactly; then stop while one is connected."""
+    rng = random.Random(21)
+    a_data, b_data = (bytes(rng.randrange(256) for _ in range(20_000)) for _ in range(2))
+    with _Server(serve, 65536) as server:
+        with server.client("client A") as a, server.client("client B") as b:
+            a.send(a_data)
+            b.send(b_data)
+            _echo_exactly(a, a_data, "client A")
+            _echo_exactly(b, b_data, "client B")
+            a.close()
+            server.stop(while_connected="client B was connected and silent")
+            if not b.server_closed(2.0):
+                raise YourCodeError(f"{server.run.call} returned, but client B's connection stayed open; close every "
+                                    f"connection before returning")
+    record_evidence("echo_buffered_two_clients", a=len(a_data), b=len(b_data), echoed=True, stopped=True)
+
+
+def check_echo_buffered_hard(serve: Callable) -> None:
+    """Hidden: five clients at once; a client that sends 1 MB and half-closes before reading (with a
+    large limit the server has most of it still to send when recv returns b''): it must get all of
+    it, then the close; a client that resets its connection."""
+    rng = random.Random(22)
+    with _Server(serve, 16 * 1024 * 1024) as server:
+        with ExitStack() as stack:
+            clients = [stack.enter_context(server.client(f"client {i + 1} of 5")) for i in range(5)]
+            data = [bytes(rng.randrange(256) for _ in range(5000)) for _ in clients]
+            for c, d in zip(clients, data):
+                c.send(d)
+            for i, (c, d) in enumerate(zip(clients, data)):
+                _echo_exactly(c, d, f"client {i + 1} of 5")
+        big = array.array("I", range(256 * 1024)).tobytes()  # 1 MB, every 4 bytes a counter
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+            s.settimeout(2.0)
+            s.connect(server.address)
+            sender = threading.Thread(target=_send_then_finish, args=(s, big), name="check-sender", daemon=True)
+            sender.start()
+            sender.join(5.0)  # the server reads everything: its limit is 16 MB
+            got = _read_to_end(s, server, "the client that half-closed")
+            if got != big:
+                raise YourCodeError(f"a client sent {len(big)} bytes and closed its side (shutdown SHUT_WR) before reading; it "
+                                    f"got {len(got)} bytes back before your server closed; when recv returns b'', send "
+                                    f"what is still in that connection's buffer, then close it")
+        with server.client("a client that resets") as r:
+            r.send(b"x" * 1000)
+            r.close(reset=True)
+        with server.client("a client after the reset") as c:
+            c.send(b"still there?")
+            _echo_exactly(c, b"still there?", "a client after the reset")
+            server.stop(while_connected="a client was connected")
+    record_evidence("echo_buffered_hard", five_clients=True, flushed_before_close=True, survived_reset=True)
+
+
+def _send_then_finish(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the server closed early: the reader reports it
+
+
+def _read_to_end(sock: socket.socket, server: _Server, who: str, timeout: float = 2.0) -> bytes:
+    chunks = []
+    sock.settimeout(0.05)
+    deadline = Deadline(timeout)
+    while not deadline.expired():
+        server.watch()
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+        deadline = Deadline(timeout)  # progress: a new deadline
+    got = b"".join(chunks)
+    raise YourCodeError(f"{who} got {len(got)} bytes and then nothing for {timeout} s (no more data, no close) from your "
+                        f"server at {server.where}; send what is buffered, and close once the client closed its side "
+                        f"and everything is sent")
+
+
+def _fill_until_stalled(sock: socket.socket, payload: bytes, server: _Server) -> int:
+    """Send `payload` from a client that reads nothing until the server stops taking it (no room to
+    send for STALL s); fail if it takes all of it. Returns how many bytes were sent."""
+    sock.setblocking(False)
+    sent = 0
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_WRITE)
+        while sent < len(payload):
+            server.watch()
+            if not sel.select(STALL):
+                return sent
+            try:
+                sent += sock.send(payload[sent:sent + 65536])
+            except BlockingIOError:
+                continue
+    raise YourCodeError(
+        f"a client that read nothing sent {sent} bytes to your server at {server.where} and it kept reading; with "
+        f"limit={server.limit} it should stop reading from a connection (no EVENT_READ) while that many bytes wait to "
+        f"be sent to it, so that a slow reader cannot make it buffer without bound")
+
+
+def _slow_reader_round(server: _Server, readers: int, fast: int, seed: int) -> None:
+    payload = array.array("I", range(2 * 1024 * 1024)).tobytes()  # 8 MB, every 4 bytes a counter
+    with ExitStack() as stack:
+        slow, sent = [], []
+        for i in range(readers):
+            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+            s.settimeout(2.0)
+            s.connect(server.address)
+            slow.append(s)
+            sent.append(_fill_until_stalled(s, payload, server))
+        rng = random.Random(seed)
+        for i in range(fast):
+            data = bytes(rng.randrange(256) for _ in range(3000))
+            with server.client(f"fast client {i + 1}") as c:
+                c.send(data)
+                got = c.read_available(len(data))
+                if got != data:
+                    raise YourCodeError(
+                        f"while {readers} client(s) read nothing (their echo waiting), fast client {i + 1} sent "
+                        f"{len(data)} bytes and got {len(got)} back within 2 s; never block on one client: send() only "
+                        f"what the kernel takes now (non-blocking) and keep the rest for EVENT_WRITE")
+        for i, s in enumerate(slow):
+            s.setblocking(True)
+            s.settimeout(2.0)
+            s.shutdown(socket.SHUT_WR)
+            got = _read_to_end(s, server, f"slow reader {i + 1}")
+            if got != payload[:sent[i]]:
+                raise YourCodeError(f"slow reader {i + 1} sent {sent[i]} bytes, then read its echo: {len(got)} bytes"
+                                    f"{', different ones' if len(got) == sent[i] else ''}; keep every byte in the "
+                                    f"connection's output buffer until send() has taken it")
+
+
+def check_slow_reader(serve: Callable) -> None:
+    """Visible: a client writes 8 MB and reads nothing: the server must stop reading from it (the
+    client's sends stall), must still echo to a fast client meanwhile, and the slow reader must
+    then get back exactly what it sent, then the close."""
+    with _Server(serve, 32 * 1024) as server:
+        _slow_reader_round(server, readers=1, fast=1, seed=31)
+        server.stop(while_connected="no client was connected")
+    record_evidence("echo_slow_reader", bounded=True, fast_client_served=True, slow_reader_echo_complete=True)
+
+
+def check_slow_readers_hard(serve: Callable) -> None:
+    """Hidden: three slow readers at once and three fast clients meanwhile."""
+    with _Server(serve, 32 * 1024) as server:
+        _slow_reader_round(server, readers=3, fast=3, seed=32)
+        server.stop(while_connected="no client was connected")
+    record_evidence("echo_slow_readers", readers=3, fast=3, bounded=True, all_echoes_complete=True)
+

@@ -213,6 +213,14 @@ class TcpServer(LoopbackServer):
     sock_type = socket.SOCK_STREAM
     backlog = 16
     io_timeout = 5.0
+    #: Seconds of silence after which `recv_or_stop` ends a connection. None (the default) means
+    #: `io_timeout`, as checks and notebooks have it; math.inf waits as long as the client stays
+    #: connected (`python -m course serve` without --idle). Set it before start().
+    idle_limit: float | None = None
+
+    def idle_seconds(self) -> float:
+        """How long `recv_or_stop` waits for a silent client: `idle_limit`, or `io_timeout` when None."""
+        return self.io_timeout if self.idle_limit is None else self.idle_limit
 
     def setup(self, sock: socket.socket) -> None:
         sock.listen(self.backlog)
@@ -246,16 +254,18 @@ class TcpServer(LoopbackServer):
         raise NotImplementedError
 
     def recv_or_stop(self, conn: socket.socket, bufsize: int = 65536) -> bytes:
-        """recv that wakes up every POLL seconds to notice a stop; b'' at EOF or on stop."""
+        """recv that wakes up every POLL seconds to notice a stop; b'' at EOF, on stop, or after
+        `idle_seconds()` of silence."""
         conn.settimeout(POLL)
         waited = 0.0
+        limit = self.idle_seconds()
         try:
             while not self._stop.is_set():
                 try:
                     return conn.recv(bufsize)
                 except TimeoutError:
                     waited += POLL
-                    if waited >= self.io_timeout:
+                    if waited >= limit:
                         return b""
             return b""
         finally:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import math
 import signal
 import sys
@@ -52,6 +51,8 @@ def load_peers() -> dict[str, type]:
 
 def summary(cls: type) -> str:
     """The first line of a peer class's docstring."""
+    import inspect
+
     doc = inspect.getdoc(cls) or ""
     return doc.splitlines()[0] if doc else cls.__name__
 

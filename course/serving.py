@@ -12,8 +12,9 @@ bytes), so that a check can say what the peer observed ("the server received b'h
 127.0.0.1:40312") and a grader can compare it outside the learner's kernel.
 
 Subclasses implement `handle_connection(conn, addr)` (TCP, one thread per connection) or
-`handle_datagram(data, addr)` (UDP, one thread). `register("name")` puts a class in the registry
-that `python -m course serve NAME` starts.
+`handle_datagram(data, addr)` (UDP, one thread). `register("name")` puts a class in REGISTRY under
+the name `python -m course serve NAME` starts it by; the command line itself reads the table in
+course/peers.py (so that it imports no lesson module), and tests/test_cli.py keeps the two equal.
 """
 from __future__ import annotations
 

@@ -105,3 +105,28 @@ def test_settle_returns_once_every_queued_datagram_is_handled():
         server.settle()
         assert server.handled == [b"d%d" % i for i in range(20)]
         assert len(server.events_of("recv")) == 20
+
+
+def test_idle_limit_defaults_to_io_timeout_and_can_be_lifted_or_set():
+    """Checks and notebooks keep io_timeout (5 s) as the silence recv_or_stop accepts; the command
+    line lifts it (math.inf) or sets its own (--idle)."""
+    import math
+    import time
+
+    assert TcpEchoServer().idle_seconds() == TcpEchoServer.io_timeout == 5.0
+    server = TcpEchoServer()
+    server.idle_limit = 0.3
+    with server, socket.create_connection(server.address, timeout=5) as c:
+        start = time.monotonic()
+        assert c.recv(10) == b""  # closed after 0.3 s of silence
+        assert 0.25 <= time.monotonic() - start < 4
+    server = TcpEchoServer()
+    server.idle_limit = math.inf
+    with server, socket.create_connection(server.address, timeout=5) as c:
+        wait_for(lambda: server.events_of("accept"), 2.0, "the server never accepted")
+        c.settimeout(0.6)  # twice the limit above: still open, and still echoing after it
+        with pytest.raises(TimeoutError):
+            c.recv(10)
+        c.sendall(b"still there")
+        c.settimeout(5)
+        assert c.recv(100) == b"still there"

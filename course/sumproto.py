@@ -143,7 +143,9 @@ def parse_request(data: bytes | str, dialect: str = "course") -> Request:
     try:
         body = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer too long to convert
-        raise BadRequest("not-json", f"the request is not JSON ({exc}): {_snippet(text)}") from None
+        # the wording of assignment 04's tcp-sum, whose notebook shows it: b'hello' is answered
+        # {"Error":"the request is not JSON: Expecting value: line 1 column 1 (char 0)"}
+        raise BadRequest("not-json", f"the request is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("not-object", f"a request is a JSON object such as {EXAMPLE}, got {_type_name(body)}: {_snippet(text)}")
     id = body.get("id", NO_ID)

@@ -56,6 +56,8 @@ def test_course_names_every_malformed_kind(data, kind, words):
 
 
 def test_course_replies_are_compact_and_echo_the_id():
+    # the line assignment 04's notebook shows tcp-sum answering to b"hello": unchanged but for spacing
+    assert sp.answer(b"hello", ids=False) == b'{"Error":"the request is not JSON: Expecting value: line 1 column 1 (char 0)"}'
     assert sp.answer(b'{"A":7,"B":4}') == b'{"Sum":11}'
     assert sp.answer(b'{"id":42,"A":1,"B":2}') == b'{"Sum":3,"id":42}'
     assert sp.answer(b'{"id":"\xe4\xbd\xa0","A":1,"B":2}') == '{"Sum":3,"id":"你"}'.encode()

@@ -1,5 +1,6 @@
-"""course.tcp: the reference peers behave as the notebook says, on real loopback sockets, and the
-checks pass correct learner code, fail wrong code with a useful sentence, and fail fast on a blank."""
+"""course.tcp and course.checks.tcp: the reference peers behave as the notebook says, on real loopback
+sockets, and the checks pass correct learner code, fail wrong code with a useful sentence, and fail
+fast on a blank."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course import checks, tcp
+from course.checks import tcp as tcp_checks
 from course.cli import load_peers
 from course.deadline import wait_for
 from course.errors import YourCodeError
@@ -204,7 +206,7 @@ def test_sum_answer_adds_any_integers(a, b):
     assert tcp.sum_answer(json.dumps({"A": a, "B": b}).encode()) == {"Sum": a + b}
 
 
-@pytest.mark.parametrize("line", tcp.MALFORMED_REQUESTS + [b'{"A": true, "B": 1}', b"null", b'"7+4"'])
+@pytest.mark.parametrize("line", tcp_checks.MALFORMED_REQUESTS + [b'{"A": true, "B": 1}', b"null", b'"7+4"'])
 def test_sum_answer_reports_malformed_lines_as_errors(line):
     answer = tcp.sum_answer(line)
     assert list(answer) == ["Error"] and isinstance(answer["Error"], str)
@@ -347,9 +349,9 @@ def test_server_under_test_reports_a_server_that_does_not_stop():
 
 def test_server_under_test_reports_a_server_that_returns_early_or_raises():
     with pytest.raises(YourCodeError, match=r"returned while its clients were still connected"):
-        tcp.check_echo_stops_cleanly(lambda listener, stop: None)
+        tcp_checks.check_echo_stops_cleanly(lambda listener, stop: None)
     with pytest.raises(YourCodeError, match=r"raised ValueError: bad"):
-        tcp.check_echo_stops_cleanly(lambda listener, stop: (_ for _ in ()).throw(ValueError("bad")))
+        tcp_checks.check_echo_stops_cleanly(lambda listener, stop: (_ for _ in ()).throw(ValueError("bad")))
 
 
 def test_server_under_test_reports_leftover_threads():
@@ -366,20 +368,20 @@ def test_server_under_test_reports_leftover_threads():
 # The checks: correct code passes with deterministic evidence, wrong code fails with a hint
 # ----------------------------------------------------------------------------------------------
 CORRECT = [
-    (tcp.check_fetch, fetch),
-    (tcp.check_fetch_empty_reply, fetch),
-    (tcp.check_fetch_hard, fetch),
-    (tcp.check_echo_slow_fast, serve_echo),
-    (tcp.check_echo_slow_fast, serve_echo_selectors),
-    (tcp.check_echo_stops_cleanly, serve_echo),
-    (tcp.check_echo_many_clients, serve_echo),
-    (tcp.check_echo_early_close, serve_echo),
-    (tcp.check_sum_answer, tcp.sum_answer),
-    (tcp.check_sum_server, serve_sum),
-    (tcp.check_sum_coalesced, serve_sum),
-    (tcp.check_sum_stream, serve_sum),
-    (tcp.check_sum_concurrent, serve_sum),
-    (tcp.check_sum_malformed_on_the_wire, serve_sum),
+    (tcp_checks.check_fetch, fetch),
+    (tcp_checks.check_fetch_empty_reply, fetch),
+    (tcp_checks.check_fetch_hard, fetch),
+    (tcp_checks.check_echo_slow_fast, serve_echo),
+    (tcp_checks.check_echo_slow_fast, serve_echo_selectors),
+    (tcp_checks.check_echo_stops_cleanly, serve_echo),
+    (tcp_checks.check_echo_many_clients, serve_echo),
+    (tcp_checks.check_echo_early_close, serve_echo),
+    (tcp_checks.check_sum_answer, tcp.sum_answer),
+    (tcp_checks.check_sum_server, serve_sum),
+    (tcp_checks.check_sum_coalesced, serve_sum),
+    (tcp_checks.check_sum_stream, serve_sum),
+    (tcp_checks.check_sum_concurrent, serve_sum),
+    (tcp_checks.check_sum_malformed_on_the_wire, serve_sum),
 ]
 
 
@@ -397,29 +399,29 @@ def test_correct_code_passes_with_the_same_evidence_twice(check, implementation,
 
 
 def check_sum_answer_malformed(sum_answer_fn):
-    tcp.check_sum_answer(sum_answer_fn, tcp.MALFORMED_REQUESTS)
+    tcp_checks.check_sum_answer(sum_answer_fn, tcp_checks.MALFORMED_REQUESTS)
 
 
 WRONG = [
-    (tcp.check_fetch, fetch_one_recv, r"returned 'HTTP-ish reply, part one; ' \(26 characters\) but the server sent .* in 3 writes before closing; keep calling recv\(\) until it returns b''"),
-    (tcp.check_fetch_hard, fetch_one_recv, r"raised UnicodeDecodeError"),
-    (tcp.check_fetch_hard, fetch_decoding_each_chunk, r"raised UnicodeDecodeError: .*decode everything at once"),
-    (tcp.check_fetch, fetch_forgetting_to_decode, r"it should return a str"),
-    (tcp.check_echo_slow_fast, serve_echo_iterative, r"the fast client got b'' back .* while the slow client was still connected to 127.0.0.1:\d+; serve each accepted connection in its own thread"),
-    (tcp.check_echo_many_clients, serve_echo_iterative, r"client 2 of 5 got 0 of the 20000 bytes"),
-    (tcp.check_echo_early_close, threaded(echo_one_careless), r"died of ConnectionResetError: .*catch what one client can cause \(OSError such as ConnectionResetError"),
-    (tcp.check_sum_server, serve_sum_closing_after_one_request, r"then the server closed the connection; .*keep the connection open"),
-    (tcp.check_sum_coalesced, serve_sum_one_recv_is_one_message, r"your server answered b'\{\"A\":7,\"B\":4\}' with b'\{\"Error\""),
-    (tcp.check_sum_stream, serve_sum_one_recv_is_one_message, r"your server answered"),
-    (tcp.check_sum_concurrent, serve_sum_closing_after_one_request, r"closed the connection"),
-    (tcp.check_sum_answer, lambda line: {"Sum": 0}, r"expected \{\"Sum\": 11\}"),
+    (tcp_checks.check_fetch, fetch_one_recv, r"returned 'HTTP-ish reply, part one; ' \(26 characters\) but the server sent .* in 3 writes before closing; keep calling recv\(\) until it returns b''"),
+    (tcp_checks.check_fetch_hard, fetch_one_recv, r"raised UnicodeDecodeError"),
+    (tcp_checks.check_fetch_hard, fetch_decoding_each_chunk, r"raised UnicodeDecodeError: .*decode everything at once"),
+    (tcp_checks.check_fetch, fetch_forgetting_to_decode, r"it should return a str"),
+    (tcp_checks.check_echo_slow_fast, serve_echo_iterative, r"the fast client got b'' back .* while the slow client was still connected to 127.0.0.1:\d+; serve each accepted connection in its own thread"),
+    (tcp_checks.check_echo_many_clients, serve_echo_iterative, r"client 2 of 5 got 0 of the 20000 bytes"),
+    (tcp_checks.check_echo_early_close, threaded(echo_one_careless), r"died of ConnectionResetError: .*catch what one client can cause \(OSError such as ConnectionResetError"),
+    (tcp_checks.check_sum_server, serve_sum_closing_after_one_request, r"then the server closed the connection; .*keep the connection open"),
+    (tcp_checks.check_sum_coalesced, serve_sum_one_recv_is_one_message, r"your server answered b'\{\"A\":7,\"B\":4\}' with b'\{\"Error\""),
+    (tcp_checks.check_sum_stream, serve_sum_one_recv_is_one_message, r"your server answered"),
+    (tcp_checks.check_sum_concurrent, serve_sum_closing_after_one_request, r"closed the connection"),
+    (tcp_checks.check_sum_answer, lambda line: {"Sum": 0}, r"expected \{\"Sum\": 11\}"),
     # stop while a client is still connected and silent: threads without timeouts never end
-    (tcp.check_echo_stops_cleanly, serve_echo_threads_ignoring_stop,
+    (tcp_checks.check_echo_stops_cleanly, serve_echo_threads_ignoring_stop,
      r"1 thread\(s\) of your server were still running 1.0 s after serve_echo_threads_ignoring_stop\(listener, stop\) returned "
      r"\(while a client was still connected and had sent nothing since its last answer\)"),
-    (tcp.check_sum_server, serve_sum_threads_ignoring_stop, r"thread\(s\) of your server were still running .*\(while a client was still connected"),
-    (tcp.check_echo_early_close, serve_echo_spinning_after_close, r"closed its side \(your recv\(\) returned b''\), but your server kept the connection open"),
-    (tcp.check_sum_malformed_on_the_wire, serve_sum_thread_dying_on_reset, r"died of ConnectionResetError"),
+    (tcp_checks.check_sum_server, serve_sum_threads_ignoring_stop, r"thread\(s\) of your server were still running .*\(while a client was still connected"),
+    (tcp_checks.check_echo_early_close, serve_echo_spinning_after_close, r"closed its side \(your recv\(\) returned b''\), but your server kept the connection open"),
+    (tcp_checks.check_sum_malformed_on_the_wire, serve_sum_thread_dying_on_reset, r"died of ConnectionResetError"),
     (check_sum_answer_malformed, sum_answer_accepting_booleans, r"sum_answer\(b'\{\"A\": true, \"B\": 1\}'\) returned \{'Sum': 2\}; expected \{\"Error\""),
 ]
 
@@ -436,7 +438,7 @@ def test_fetch_that_leaks_its_socket_on_timeout_is_caught(monkeypatch):
     monkeypatch.setenv("COURSE_EVIDENCE", "0")
     try:
         with pytest.raises(YourCodeError, match=r"fetch, when the server never answers left 1 socket\(s\) open"):
-            tcp.check_fetch_hard(fetch_keeping_its_socket)
+            tcp_checks.check_fetch_hard(fetch_keeping_its_socket)
     finally:
         for sock in KEPT:
             sock.close()
@@ -454,7 +456,7 @@ def test_check_malformed_catches_a_server_thread_that_dies(monkeypatch):
                 conn.sendall(json.dumps({"Sum": answer["A"] + answer["B"]}).encode() + b"\n")
 
     with pytest.raises(YourCodeError, match=r"died of JSONDecodeError: .*ValueError from a bad request"):
-        tcp.check_sum_malformed_on_the_wire(threaded(sum_crashing))
+        tcp_checks.check_sum_malformed_on_the_wire(threaded(sum_crashing))
 
 
 CHECKS = sorted({c for c, _ in CORRECT}, key=lambda c: c.__name__)
@@ -505,7 +507,7 @@ def test_state_of_agrees_with_the_proc_table():
 
 
 def test_port_where_nothing_listens_refuses_and_cannot_be_taken_meanwhile():
-    with tcp._port_where_nothing_listens() as address:
+    with tcp_checks._port_where_nothing_listens() as address:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(address, timeout=2.0).close()
         with socket.socket() as other:  # another test's listener cannot take the port while it is held
@@ -514,14 +516,26 @@ def test_port_where_nothing_listens_refuses_and_cannot_be_taken_meanwhile():
                 other.bind(address)
 
 
-@pytest.mark.parametrize("line", tcp.VALID_REQUESTS)
+def test_names_of_earlier_releases_reach_the_moved_checks():
+    """Notebooks of earlier releases call tcp.check_* (and read its tables): they reach course.checks.tcp."""
+    assert tcp.check_fetch is tcp_checks.check_fetch and tcp.check_sum_malformed_on_the_wire is tcp_checks.check_sum_malformed_on_the_wire
+    assert tcp.VALID_REQUESTS is tcp_checks.VALID_REQUESTS and tcp.MALFORMED_REQUESTS is tcp_checks.MALFORMED_REQUESTS
+    assert tcp.ServerUnderTest is tcp_checks.ServerUnderTest
+    assert not [n for n in tcp.__all__ if n.startswith("check_") or n in tcp_checks.__all__]
+    with pytest.raises(AttributeError):
+        tcp.check_nothing_of_that_name
+    with pytest.raises(AttributeError):
+        tcp.NOT_A_NAME
+
+
+@pytest.mark.parametrize("line", tcp_checks.VALID_REQUESTS)
 def test_every_valid_request_is_summed(line):
     request = json.loads(line)
     assert tcp.sum_answer(line) == {"Sum": request["A"] + request["B"]}
 
 
 def test_every_malformed_kind_is_an_error_and_booleans_are_covered():
-    assert {b'{"A": true, "B": 1}', b'{"A": 7, "B": false}'} <= set(tcp.MALFORMED_REQUESTS)
-    for kind, lines in tcp.MALFORMED_BY_KIND.items():
+    assert {b'{"A": true, "B": 1}', b'{"A": 7, "B": false}'} <= set(tcp_checks.MALFORMED_REQUESTS)
+    for kind, lines in tcp_checks.MALFORMED_BY_KIND.items():
         for line in lines:
             assert list(tcp.sum_answer(line)) == ["Error"], (kind, line)

@@ -1,5 +1,5 @@
-"""course.udp: the sum protocol, the reference peers on real loopback sockets, and the checks of
-notebook 03 (a correct learner solution passes with deterministic evidence; classic bugs fail
+"""course.udp: the sum protocol, the reference peers on real loopback sockets; course.checks.udp: the
+checks of notebook 03 (a correct learner solution passes with deterministic evidence; classic bugs fail
 with the message that names them)."""
 import json
 import socket
@@ -12,22 +12,25 @@ from hypothesis import strategies as st
 
 from course import checks
 from course import udp as udp_module
-from course.deadline import wait_for
-from course.errors import YourCodeError
-from course.serving import REGISTRY, format_address
-from course.udp import (
+from course.checks import udp as udp_checks
+from course.checks.runner import LearnerCall
+from course.checks.udp import (
     HIDDEN_CHAT_CASES,
     HIDDEN_REQUEST_CASES,
     HIDDEN_SERVER_CASES,
     MALFORMED_SERVER_CASES,
-    LearnerThread,
+    check_chat_peer,
+    check_request_sum,
+    check_sum_server,
+)
+from course.deadline import wait_for
+from course.errors import YourCodeError
+from course.serving import REGISTRY, format_address
+from course.udp import (
     LossyUdpServer,
     UdpChatPeer,
     UdpEchoServer,
     UdpSumServer,
-    check_chat_peer,
-    check_request_sum,
-    check_sum_server,
     drops,
     nobody_listening,
     parse_reply,
@@ -321,22 +324,25 @@ def test_recv_truncated_reports_the_cut_and_the_rest_is_lost():
         assert recv_truncated(rx, 100)[:2] == (b"short", False)
 
 
-def test_learner_thread_stuck_in_recvfrom_is_stopped():
+def test_learner_call_stuck_in_recvfrom_is_stopped():
     with udp_socket() as rx:
         rx.settimeout(None)
-        run = LearnerThread(rx.recvfrom, 100, name="stuck")
-        with pytest.raises(YourCodeError, match="still running"):
-            run.result(0.1, "still running")
+        run = LearnerCall(rx.recvfrom, 100, name="stuck")
+        try:
+            with pytest.raises(YourCodeError, match="still running"):
+                run.result(0.1, "still running")
 
-        def poke():
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.sendto(b"wake", rx.getsockname())
+            def poke():
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(b"wake", rx.getsockname())
 
-        run.stop(poke)
-        assert run.done
+            run.stop(poke)
+            assert run.done
+        finally:
+            run.restore_hook()
 
 
-def test_learner_thread_spinning_forever_is_stopped():
+def test_learner_call_spinning_forever_is_stopped():
     spin = threading.Event()
 
     def forever():
@@ -344,10 +350,27 @@ def test_learner_thread_spinning_forever_is_stopped():
             spin.set()
             time.sleep(0.01)
 
-    run = LearnerThread(forever)
-    spin.wait(2.0)
-    run.stop()
-    assert run.done
+    run = LearnerCall(forever)
+    try:
+        spin.wait(2.0)
+        run.stop()
+        assert run.done
+    finally:
+        run.restore_hook()
+
+
+def test_checks_moved_to_course_checks_udp_and_old_names_still_reach_them():
+    import subprocess
+    import sys
+
+    assert udp_module.check_request_sum is check_request_sum
+    assert udp_module.check_sum_server is check_sum_server and udp_module.check_chat_peer is check_chat_peer
+    assert not hasattr(udp_module, "HIDDEN_REQUEST_CASES") and not hasattr(udp_module, "LearnerThread")
+    assert not [n for n in udp_module.__all__ if n.startswith("check_") or n.endswith("_CASES")]
+    # the checks import the lesson, never the reverse
+    code = "import sys, course.udp; print('course.checks.udp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,10 +477,10 @@ def test_correct_server_passes_every_case_with_the_same_evidence_twice():
 
 def test_every_malformed_kind_the_exercise_lists_has_a_case_followed_by_valid_requests():
     for case in MALFORMED_SERVER_CASES:
-        _, plan, n, _ = udp_module.SERVER_CASES[case]
+        _, plan, n, _ = udp_checks.SERVER_CASES[case]
         kinds = [parse_reply(sum_reply(p)) for _, p in plan]
         assert n == len(plan) and "Error" in kinds[0] and "Sum" in kinds[-1] and "Sum" in kinds[-2], case
-    texts = [p for c in MALFORMED_SERVER_CASES for _, p in udp_module.SERVER_CASES[c][1]]
+    texts = [p for c in MALFORMED_SERVER_CASES for _, p in udp_checks.SERVER_CASES[c][1]]
     for kind in (b"[1, 2]", b"1.5", b'"7"', b"true", b"\xff", b"hello"):
         assert any(kind in t for t in texts), kind
 

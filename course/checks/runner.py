@@ -103,20 +103,24 @@ class LearnerCall:
 
     # the learner's thread --------------------------------------------------------------------
     def _run(self) -> None:
-        try:
-            value = self.fn(*self.args, **self.kwargs)
-            if inspect.iscoroutine(value):  # an async def: run it to its end here
-                value = asyncio.run(value)
-            self.box["value"] = value
+        try:  # the outer try: StoppedByCheck may arrive while the inner handlers run, too
+            try:
+                value = self.fn(*self.args, **self.kwargs)
+                if inspect.iscoroutine(value):  # an async def: run it to its end here
+                    value = asyncio.run(value)
+                self.box["value"] = value
+            except StoppedByCheck:
+                pass
+            except BaseException as exc:  # handed to the checking thread by result()
+                self.box["error"] = exc
         except StoppedByCheck:
             pass
-        except BaseException as exc:  # handed to the checking thread by result()
-            self.box["error"] = exc
 
     def _excepthook(self, args: Any) -> None:
+        if isinstance(args.exc_value, StoppedByCheck):
+            return  # a thread this runner ended: nothing for the learner to read
         if args.thread is not None and args.thread not in self._threads_before and args.exc_value is not None:
-            if not isinstance(args.exc_value, StoppedByCheck):
-                self.thread_errors.append((args.thread.name, args.exc_value))
+            self.thread_errors.append((args.thread.name, args.exc_value))
         self._previous_hook(args)
 
     # the checking thread ---------------------------------------------------------------------
@@ -192,6 +196,21 @@ class LearnerCall:
             self.stop()
         finally:
             self.restore_hook()
+
+
+def _quiet_stops() -> None:
+    """A StoppedByCheck that ends a thread after its runner has gone (the thread ran on past `stop`)
+    is not printed as "Exception in thread ..." either: installed once, when this module is imported."""
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if not isinstance(args.exc_value, StoppedByCheck):
+            previous(args)
+
+    threading.excepthook = hook
+
+
+_quiet_stops()
 
 
 def call_with_deadline(fn: Callable, *args: Any, timeout: float = DEFAULT_TIMEOUT, name: str | None = None, **kwargs: Any) -> Any:

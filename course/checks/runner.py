@@ -81,15 +81,17 @@ class LearnerCall:
     - `done`, `join(timeout)`: whether it has returned.
     - `stop(unblock)`: set `stop_event` (if one was given), wait a moment for a clean return, then
       raise StoppedByCheck in the thread and call `unblock()` (for example, send a datagram to the
-      socket a recvfrom waits on) until it ends, so that it does not stay behind.
+      socket a recvfrom waits on; given here or to the constructor) until it ends, so that it does
+      not stay behind.
     - `thread_errors`: (thread name, exception) of the threads started while it ran that died of
       an exception (threading.excepthook, restored on exit); `started_threads()`: those still alive.
     - As a context manager, leaving the block stops it and restores the excepthook.
     """
 
     def __init__(self, fn: Callable, *args: Any, name: str | None = None,
-                 stop_event: threading.Event | None = None, **kwargs: Any):
+                 stop_event: threading.Event | None = None, unblock: Callable[[], None] | None = None, **kwargs: Any):
         self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.unblock = unblock  # what `stop()` calls by default (leaving the `with` block included)
         self.name = name or getattr(fn, "__name__", "your function")
         self.stop_event = stop_event
         self.box: dict[str, Any] = {}
@@ -164,9 +166,11 @@ class LearnerCall:
                 return alive
             alive[0].join(min(0.05, deadline.remaining()))
 
-    def stop(self, unblock: Callable[[], None] = lambda: None, grace: float = 0.2) -> None:
+    def stop(self, unblock: Callable[[], None] | None = None, grace: float = 0.2) -> None:
         """End the learner's thread: set the stop event, then, if it has not returned within
-        `grace` s, raise StoppedByCheck in it and call `unblock()`, up to three times."""
+        `grace` s, raise StoppedByCheck in it and call `unblock()` (default: the one given to the
+        constructor), up to three times."""
+        unblock = unblock or self.unblock or (lambda: None)
         if self.stop_event is not None:
             self.stop_event.set()
             if self.join(grace):

@@ -3,12 +3,15 @@ the kernel's ephemeral range is what /proc says and what port-0 binds get, and t
 classic bugs with a one-sentence hint."""
 import ipaddress
 import socket
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course import addresses as A
+from course.checks import addresses as C
 from course.errors import YourCodeError
 
 
@@ -44,7 +47,7 @@ def test_int_to_ip_agrees_with_ipaddress_and_round_trips(n):
 
 
 @settings(max_examples=1000)
-@given(st.one_of(st.text(max_size=20), st.text(alphabet="0123456789.", max_size=16), A._ipv4_strategies()[1]))
+@given(st.one_of(st.text(max_size=20), st.text(alphabet="0123456789.", max_size=16), C._ipv4_strategies()[1]))
 def test_ip_to_int_accepts_and_refuses_exactly_what_ipaddress_does(text):
     assert ours(A.ip_to_int, text) == ipaddress_int(text)
 
@@ -201,37 +204,37 @@ def lenient_ip_to_int(text):
 
 
 def test_the_checks_pass_the_references():
-    A.check_ip_examples(A.ip_to_int, A.int_to_ip)
-    A.check_ip_properties(A.ip_to_int, A.int_to_ip)
-    A.check_ip_rejects_malformed(A.ip_to_int, A.int_to_ip)
-    A.check_ports_examples(A.classify_port)
-    A.check_ports_boundaries(A.classify_port)
-    A.check_private_loopback_examples(A.is_private, A.is_loopback)
-    A.check_private_loopback_ranges(A.is_private, A.is_loopback)
+    C.check_ip_examples(A.ip_to_int, A.int_to_ip)
+    C.check_ip_properties(A.ip_to_int, A.int_to_ip)
+    C.check_ip_rejects_malformed(A.ip_to_int, A.int_to_ip)
+    C.check_ports_examples(A.classify_port)
+    C.check_ports_boundaries(A.classify_port)
+    C.check_private_loopback_examples(A.is_private, A.is_loopback)
+    C.check_private_loopback_ranges(A.is_private, A.is_loopback)
 
 
 def test_reversed_byte_order_is_caught_with_the_call_and_a_hint():
     with pytest.raises(YourCodeError, match=r"int_to_ip\(3232235778\) returned '2.1.168.192'; expected '192.168.1.2'. Take the bytes"):
-        A.check_ip_examples(A.ip_to_int, reversed_int_to_ip)
+        C.check_ip_examples(A.ip_to_int, reversed_int_to_ip)
 
 
 def test_accepting_256_is_caught():
     with pytest.raises(YourCodeError, match=r"ip_to_int\('256.1.1.1'\) returned 4295033089; it should raise ValueError"):
-        A.check_ip_examples(lenient_ip_to_int, A.int_to_ip)
+        C.check_ip_examples(lenient_ip_to_int, A.int_to_ip)
 
 
 def test_a_wrong_exception_type_is_caught():
     with pytest.raises(YourCodeError, match=r"ip_to_int\(None\) raised AttributeError: .*; it should raise ValueError"):
-        A.check_ip_rejects_malformed(lambda t: A.ip_to_int(t) if isinstance(t, str) else t.split("."), A.int_to_ip)
+        C.check_ip_rejects_malformed(lambda t: A.ip_to_int(t) if isinstance(t, str) else t.split("."), A.int_to_ip)
 
 
 def test_off_by_one_port_boundary_is_caught():
     def off_by_one(port):
         return A.classify_port(port) if port != 1023 else "registered"
 
-    A.check_ports_examples(off_by_one)  # the visible examples do not reach the edge...
+    C.check_ports_examples(off_by_one)  # the visible examples do not reach the edge...
     with pytest.raises(YourCodeError, match=r"classify_port\(1023\) returned 'registered'; expected 'well-known'"):
-        A.check_ports_boundaries(off_by_one)  # ...the hidden test does
+        C.check_ports_boundaries(off_by_one)  # ...the hidden test does
 
 
 def test_ipaddress_is_private_is_not_rfc_1918():
@@ -240,20 +243,20 @@ def test_ipaddress_is_private_is_not_rfc_1918():
         return ipaddress.ip_address(text).is_private
 
     with pytest.raises(YourCodeError, match=r"is_private\('127.0.0.2'\) returned True; expected False"):
-        A.check_private_loopback_examples(wide, A.is_loopback)
+        C.check_private_loopback_examples(wide, A.is_loopback)
 
 
 def test_generated_cases_are_the_same_every_time():
-    strategy = A._ipv4_strategies()[1]
-    assert A._generated(strategy, 50) == A._generated(strategy, 50)
+    strategy = C._ipv4_strategies()[1]
+    assert C._generated(strategy, 50) == C._generated(strategy, 50)
 
 
 def test_a_blank_exercise_fails_with_not_implemented_error():
     def blank(*args):
         raise NotImplementedError()
 
-    for check in (lambda: A.check_ip_examples(blank, blank), lambda: A.check_ports_boundaries(blank),
-                  lambda: A.check_private_loopback_ranges(blank, blank)):
+    for check in (lambda: C.check_ip_examples(blank, blank), lambda: C.check_ports_boundaries(blank),
+                  lambda: C.check_private_loopback_ranges(blank, blank)):
         with pytest.raises(NotImplementedError):
             check()
 
@@ -268,9 +271,9 @@ def test_booleans_are_not_ints_for_the_checks():
         return A.classify_port(int(p)) if isinstance(p, bool) else A.classify_port(p)
 
     with pytest.raises(YourCodeError, match=r"int_to_ip\(True\) returned '0.0.0.1'; it should raise ValueError"):
-        A.check_ip_rejects_malformed(A.ip_to_int, int_to_ip_taking_bools)
+        C.check_ip_rejects_malformed(A.ip_to_int, int_to_ip_taking_bools)
     with pytest.raises(YourCodeError, match=r"classify_port\(True\) returned 'well-known'; it should raise ValueError"):
-        A.check_ports_boundaries(classify_taking_bools)
+        C.check_ports_boundaries(classify_taking_bools)
 
 
 def test_str_isdigit_is_caught_by_the_hidden_malformed_cases():
@@ -282,13 +285,33 @@ def test_str_isdigit_is_caught_by_the_hidden_malformed_cases():
             raise ValueError(text)
         return sum(int(g) << s for g, s in zip(groups, (24, 16, 8, 0)))
 
-    A.check_ip_examples(isdigit_ip_to_int, A.int_to_ip)
+    C.check_ip_examples(isdigit_ip_to_int, A.int_to_ip)
     with pytest.raises(YourCodeError, match="returned"):
-        A.check_ip_rejects_malformed(isdigit_ip_to_int, A.int_to_ip)
+        C.check_ip_rejects_malformed(isdigit_ip_to_int, A.int_to_ip)
 
 
 def test_agreement_with_ipaddress_on_chosen_addresses():
-    A.check_ip_agrees_with_ipaddress(A.ip_to_int, A.int_to_ip, [A.ip_to_int("172.16.254.1")])
+    C.check_ip_agrees_with_ipaddress(A.ip_to_int, A.int_to_ip, [A.ip_to_int("172.16.254.1")])
     with pytest.raises(YourCodeError, match=r"int_to_ip\(2886794753\) returned '1.254.16.172'"):
-        A.check_ip_agrees_with_ipaddress(A.ip_to_int, lambda n: ".".join(str(n >> s & 255) for s in (0, 8, 16, 24)),
+        C.check_ip_agrees_with_ipaddress(A.ip_to_int, lambda n: ".".join(str(n >> s & 255) for s in (0, 8, 16, 24)),
                                          [2886794753])
+
+
+# ----------------------------------------------------------------------------------------------
+# Where the checks live
+# ----------------------------------------------------------------------------------------------
+def test_check_names_of_earlier_releases_reach_the_checks_module():
+    """Notebooks of earlier releases call addresses.check_ip_examples(...): it is course.checks.addresses' own."""
+    for name in C.__all__:
+        if name.startswith("check_"):
+            assert getattr(A, name) is getattr(C, name)
+    with pytest.raises(AttributeError, match="module 'course.addresses' has no attribute 'PRIVACY_EXAMPLES'"):
+        A.PRIVACY_EXAMPLES  # only check_* names are forwarded
+
+
+def test_the_core_loads_nothing_of_the_course_but_errors():
+    """course.addresses is a pure core: importing it loads no other course module (the checks import
+    it, never the reverse)."""
+    code = "import sys, course.addresses; print(sorted(m for m in sys.modules if m.split('.')[0] == 'course'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "['course', 'course.addresses', 'course.errors']"

@@ -1,10 +1,13 @@
 """course.nat: the table without sockets (h11 style), then the relay with real datagrams on
 loopback, then the checks the notebook's graded cells call, against right and wrong tables."""
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from course import nat
+from course.checks import nat as nat_check
 from course.checks import no_leaked_sockets, recorded
 from course.deadline import wait_for
 from course.errors import YourCodeError
@@ -188,30 +191,30 @@ class ForwardsUnknown(nat.NatTable):
 
 
 def test_the_checks_pass_the_reference_table():
-    nat.check_nat_table_basics(nat.NatTable)
-    nat.check_nat_table_rules(nat.NatTable)
+    nat_check.check_nat_table_basics(nat.NatTable)
+    nat_check.check_nat_table_rules(nat.NatTable)
     for seed in (1, 2, 3):
-        nat.check_nat_table_model(nat.NatTable, seed=seed)
-    nat.check_table_in_relay(nat.NatTable)
+        nat_check.check_nat_table_model(nat.NatTable, seed=seed)
+    nat_check.check_table_in_relay(nat.NatTable)
 
 
 def test_a_new_port_per_packet_is_caught_by_the_visible_check():
     with pytest.raises(YourCodeError, match=r"the second time returned \('116.226.52.212', 6540\); expected \('116.226.52.212', 6539\): the same flow must keep its mapping"):
-        nat.check_nat_table_basics(NewPortPerPacket)
+        nat_check.check_nat_table_basics(NewPortPerPacket)
 
 
 def test_no_filtering_is_caught_in_the_table_and_over_real_datagrams():
     with pytest.raises(YourCodeError, match=r"inbound\('udp', 6540, \('203.0.113.5', 80\)\) returned \('192.168.1.3', 5353\); expected None: the phone never sent to WEB"):
-        nat.check_nat_table_rules(NoFilter)
+        nat_check.check_nat_table_rules(NoFilter)
     with pytest.raises(YourCodeError, match=r"unsolicited datagrams from 127.0.0.4 reached \['127.0.0.2:\d+', '127.0.0.3:\d+'\]"):
-        nat.check_table_in_relay(NoFilter)
+        nat_check.check_table_in_relay(NoFilter)
 
 
 def test_forwarding_unknown_inbound_is_caught():
     with pytest.raises(YourCodeError, match=r"inbound\('udp', 6540, .*\) returned \('192.168.1.2', 6789\); expected None"):
-        nat.check_nat_table_basics(ForwardsUnknown)
+        nat_check.check_nat_table_basics(ForwardsUnknown)
     with pytest.raises(YourCodeError, match="unsolicited datagrams from 127.0.0.4 reached"):
-        nat.check_table_in_relay(ForwardsUnknown)
+        nat_check.check_table_in_relay(ForwardsUnknown)
 
 
 def test_a_table_that_sends_replies_to_the_last_sender_is_caught():
@@ -223,9 +226,9 @@ def test_a_table_that_sends_replies_to_the_last_sender_is_caught():
         def inbound(self, protocol, public_port, remote):
             return self.last if super().inbound(protocol, public_port, remote) else None
 
-    nat.check_nat_table_basics(LastSender)  # one host at a time cannot tell...
+    nat_check.check_nat_table_basics(LastSender)  # one host at a time cannot tell...
     with pytest.raises(YourCodeError, match=r"inbound\('udp', 6540, \('198.51.100.7', 53\)\) returned \('192.168.1.2', 6789\); expected \('192.168.1.3', 5353\)"):
-        nat.check_nat_table_rules(LastSender)  # ...two hosts can
+        nat_check.check_nat_table_rules(LastSender)  # ...two hosts can
 
 
 def test_a_table_that_never_fills_is_caught():
@@ -237,7 +240,7 @@ def test_a_table_that_never_fills_is_caught():
                 return (self.public_ip, self.public_ports[0])
 
     with pytest.raises(YourCodeError, match=r"a 4th flow on a table of 3 public ports got \('116.226.52.212', 6539\); .* must raise RuntimeError"):
-        nat.check_nat_table_rules(Wraps)
+        nat_check.check_nat_table_rules(Wraps)
 
 
 def test_a_model_mismatch_names_the_operation():
@@ -246,13 +249,13 @@ def test_a_model_mismatch_names_the_operation():
             super().__init__(public_ip, list(reversed(list(public_ports))))
 
     with pytest.raises(YourCodeError, match=r"outbound\('udp', .*\(operation \d+ of a seeded sequence\) returned"):
-        nat.check_nat_table_model(LastPortFirst)
+        nat_check.check_nat_table_model(LastPortFirst)
 
 
 def test_relay_evidence_is_plain_and_the_same_every_run():
-    nat.check_table_in_relay(nat.NatTable)
+    nat_check.check_table_in_relay(nat.NatTable)
     first = recorded[-1]
-    nat.check_table_in_relay(nat.NatTable)
+    nat_check.check_table_in_relay(nat.NatTable)
     assert recorded[-1] == first
     assert first["server_sources"] == ["port A", "port B", "port A"]
     assert first["unsolicited_dropped"] == 3
@@ -265,9 +268,9 @@ def test_a_table_remembering_only_the_last_remote_is_caught():
             self._remotes[(protocol, public[1])][:] = [tuple(remote)]
             return public
 
-    nat.check_nat_table_basics(LastRemoteOnly)
+    nat_check.check_nat_table_basics(LastRemoteOnly)
     with pytest.raises(YourCodeError, match=r"after the laptop sent to WEB and then DNS returned None; expected \('192.168.1.2', 6789\): remember every remote"):
-        nat.check_nat_table_rules(LastRemoteOnly)
+        nat_check.check_nat_table_rules(LastRemoteOnly)
 
 
 def test_a_table_filtering_by_remote_ip_only_is_caught():
@@ -278,9 +281,9 @@ def test_a_table_filtering_by_remote_ip_only_is_caught():
                 return None
             return private
 
-    nat.check_nat_table_basics(IpOnly)
+    nat_check.check_nat_table_basics(IpOnly)
     with pytest.raises(YourCodeError, match=r"inbound\('udp', 6539, \('203.0.113.5', 8080\)\) returned \('192.168.1.2', 6789\); expected None: .* ip and port"):
-        nat.check_nat_table_rules(IpOnly)
+        nat_check.check_nat_table_rules(IpOnly)
 
 
 def test_relay_evidence_does_not_depend_on_which_free_port_a_flow_takes():
@@ -290,7 +293,25 @@ def test_relay_evidence_does_not_depend_on_which_free_port_a_flow_takes():
         def __init__(self, public_ip, public_ports):
             super().__init__(public_ip, list(reversed(list(public_ports))))
 
-    nat.check_table_in_relay(nat.NatTable)
+    nat_check.check_table_in_relay(nat.NatTable)
     reference = recorded[-1]
-    nat.check_table_in_relay(LastFreePort)
+    nat_check.check_table_in_relay(LastFreePort)
     assert recorded[-1] == reference
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the checks live
+# ---------------------------------------------------------------------------------------------
+def test_check_names_of_earlier_releases_reach_the_checks_module():
+    """Notebooks of earlier releases call nat.check_nat_table_basics(...): it is course.checks.nat's own."""
+    for name in nat_check.__all__:
+        if name.startswith("check_"):
+            assert getattr(nat, name) is getattr(nat_check, name)
+    with pytest.raises(AttributeError, match="module 'course.nat' has no attribute 'LAPTOP'"):
+        nat.LAPTOP  # only check_* names are forwarded
+
+
+def test_the_lesson_does_not_import_its_checks():
+    code = "import sys, course.nat; print('course.checks.nat' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"

@@ -2,6 +2,8 @@
 the checks' verdicts (pinned messages) on right and wrong learner functions."""
 import errno
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -9,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course import sockets
+from course.checks import sockets as check
 from course.checks import no_leaked_sockets, recorded
+from course.checks.sockets import without_ports
 from course.cli import load_peers
 from course.deadline import wait_for
 from course.errors import SetupError, YourCodeError
@@ -22,7 +26,6 @@ from course.sockets import (
     probe,
     read_lines,
     tcp_pair,
-    without_ports,
 )
 
 
@@ -284,11 +287,11 @@ def test_measured_table_shows_the_outcome():
 # ----------------------------------------------------------------------------------------------
 def test_checks_pass_the_references_and_record_plain_evidence():
     recorded.clear()
-    sockets.check_describe_socket(describe_socket, sockets.DESCRIBE_CASES)
-    sockets.check_probe(probe, sockets.PROBE_CASES)
-    sockets.check_probe(probe, sockets.PROBE_CASES, leaks=True)
-    for case in sockets.READ_LINES_CASES:
-        sockets.check_read_lines(read_lines, case)
+    check.check_describe_socket(describe_socket, check.DESCRIBE_CASES)
+    check.check_probe(probe, check.PROBE_CASES)
+    check.check_probe(probe, check.PROBE_CASES, leaks=True)
+    for case in check.READ_LINES_CASES:
+        check.check_read_lines(read_lines, case)
     text = repr(recorded)
     assert "'port'" in text and "40312" not in text
     probe_evidence, leak_evidence = [e for e in recorded if e["check"] == "probe"]
@@ -301,8 +304,8 @@ def test_evidence_is_the_same_on_two_runs():
     runs = []
     for _ in range(2):
         recorded.clear()
-        sockets.check_describe_socket(describe_socket, sockets.DESCRIBE_CASES)
-        sockets.check_read_lines(read_lines, "utf8-split")
+        check.check_describe_socket(describe_socket, check.DESCRIBE_CASES)
+        check.check_read_lines(read_lines, "utf8-split")
         runs.append(list(recorded))
     assert runs[0] == runs[1]
 
@@ -321,17 +324,17 @@ def describe_blocking_from_timeout(sock):
 
 def test_describe_check_names_the_wrong_key():
     with pytest.raises(YourCodeError, match=r"gave type='1', expected 'SOCK_STREAM'; sock.type is an enum"):
-        sockets.check_describe_socket(describe_type_via_str)
-    sockets.check_describe_socket(describe_blocking_from_timeout)  # the visible cases cannot tell
+        check.check_describe_socket(describe_type_via_str)
+    check.check_describe_socket(describe_blocking_from_timeout)  # the visible cases cannot tell
     with pytest.raises(YourCodeError, match=r"<with-timeout socket>\) gave blocking=False, expected True"):
-        sockets.check_describe_socket(describe_blocking_from_timeout, sockets.DESCRIBE_CASES)
+        check.check_describe_socket(describe_blocking_from_timeout, check.DESCRIBE_CASES)
 
 
 def test_describe_check_wants_exact_keys_and_a_dict():
     with pytest.raises(YourCodeError, match=r"returned the keys \['family'\]; it should return exactly"):
-        sockets.check_describe_socket(lambda s: {"family": s.family.name})
+        check.check_describe_socket(lambda s: {"family": s.family.name})
     with pytest.raises(YourCodeError, match=r"returned None \(a NoneType\); it should return a dict"):
-        sockets.check_describe_socket(lambda s: None)
+        check.check_describe_socket(lambda s: None)
 
 
 def test_describe_check_explains_an_uncaught_getpeername_error():
@@ -341,7 +344,7 @@ def test_describe_check_explains_an_uncaught_getpeername_error():
         return d
 
     with pytest.raises(YourCodeError, match=r"<fresh-tcp socket>\) raised OSError: .*; getpeername\(\) raises OSError on a socket without a peer"):
-        sockets.check_describe_socket(no_try)
+        check.check_describe_socket(no_try)
 
 
 def test_describe_check_lets_not_implemented_through():
@@ -349,7 +352,7 @@ def test_describe_check_lets_not_implemented_through():
         raise NotImplementedError()
 
     with pytest.raises(NotImplementedError):
-        sockets.check_describe_socket(blank)
+        check.check_describe_socket(blank)
 
 
 def probe_with_connect(address, timeout=1.0):
@@ -390,44 +393,44 @@ def probe_with_default_timeout(address, timeout=1.0):
 
 def test_probe_check_catches_raising():
     with pytest.raises(YourCodeError, match=r"raised ConnectionRefusedError: .*; probe must return 'refused' instead of raising: use connect_ex"):
-        sockets.check_probe(probe_with_connect)
+        check.check_probe(probe_with_connect)
 
 
 def test_probe_check_catches_sockets_kept_open():
     try:
-        sockets.check_probe(probe_keeping_sockets, ("open", "refused"))  # without leaks=True: passes
+        check.check_probe(probe_keeping_sockets, ("open", "refused"))  # without leaks=True: passes
         with pytest.raises(YourCodeError, match=r"left 1 socket\(s\) open \(tcp 127.0.0.1:\d+ -> 127.0.0.1:\d+ ESTABLISHED\)"):
-            sockets.check_probe(probe_keeping_sockets, ("open",), leaks=True)
+            check.check_probe(probe_keeping_sockets, ("open",), leaks=True)
         with pytest.raises(YourCodeError, match=r"left 1 socket\(s\) open \(a socket that is neither bound nor connected\)"):
-            sockets.check_probe(probe_keeping_sockets, ("refused",), leaks=True)
+            check.check_probe(probe_keeping_sockets, ("refused",), leaks=True)
     finally:
         while kept:
             kept.pop().close()
 
 
 def test_probe_check_catches_a_socket_left_to_the_garbage_collector():
-    sockets.check_probe(probe_without_close, ("open", "refused"))
+    check.check_probe(probe_without_close, ("open", "refused"))
     with pytest.raises(YourCodeError, match=r"did not close its socket \(Python closed it when it was garbage-collected: unclosed <socket"):
-        sockets.check_probe(probe_without_close, ("refused",), leaks=True)
+        check.check_probe(probe_without_close, ("refused",), leaks=True)
 
 
 def test_probe_check_catches_ignoring_the_timeout():
     with pytest.raises(YourCodeError, match=r"did not return within 10 s; call s.settimeout\(timeout\) before connect_ex"):
-        sockets.check_probe(probe_without_timeout, ("timeout",))
+        check.check_probe(probe_without_timeout, ("timeout",))
     # the leaks check judges leaks only: with its default timeout the same probe returns, leaving nothing open
-    sockets.check_probe(probe_without_timeout, ("open", "refused", "timeout"), leaks=True)
+    check.check_probe(probe_without_timeout, ("open", "refused", "timeout"), leaks=True)
 
 
 def test_probe_check_catches_changing_the_default_timeout():
     try:
         with pytest.raises(YourCodeError, match=r"changed socket.getdefaulttimeout\(\) from 1.2345 to 0.3"):
-            sockets.check_probe(probe_with_default_timeout, ("open",), leaks=True)
+            check.check_probe(probe_with_default_timeout, ("open",), leaks=True)
         assert socket.getdefaulttimeout() is None  # the check put it back
         # earlier cells already set the default to what this probe sets: still seen
         socket.setdefaulttimeout(0.3)
-        sockets.check_probe(probe_with_default_timeout, ("open",))  # answers are right
+        check.check_probe(probe_with_default_timeout, ("open",))  # answers are right
         with pytest.raises(YourCodeError, match=r"changed socket.getdefaulttimeout\(\) from 1.2345 to 0.3"):
-            sockets.check_probe(probe_with_default_timeout, ("open",), leaks=True)
+            check.check_probe(probe_with_default_timeout, ("open",), leaks=True)
         assert socket.getdefaulttimeout() == 0.3
     finally:
         socket.setdefaulttimeout(None)
@@ -438,16 +441,16 @@ def test_probe_check_pins_the_default_timeout_when_judging_answers():
     try:
         socket.setdefaulttimeout(0.3)
         with pytest.raises(YourCodeError, match=r"did not return within 10 s"):
-            sockets.check_probe(probe_without_timeout, ("timeout",))
+            check.check_probe(probe_without_timeout, ("timeout",))
         assert socket.getdefaulttimeout() == 0.3
     finally:
         socket.setdefaulttimeout(None)
 
 
 def test_probe_check_leaks_mode_does_not_judge_answers():
-    sockets.check_probe(probe_with_connect, ("open", "refused"), leaks=True)  # raises, but leaves nothing open
+    check.check_probe(probe_with_connect, ("open", "refused"), leaks=True)  # raises, but leaves nothing open
     with pytest.raises(YourCodeError, match=r"raised ConnectionRefusedError"):
-        sockets.check_probe(probe_with_connect, ("refused",))
+        check.check_probe(probe_with_connect, ("refused",))
 
 
 def probe_other_errors_as_timeout(address, timeout=1.0):
@@ -456,9 +459,9 @@ def probe_other_errors_as_timeout(address, timeout=1.0):
 
 
 def test_probe_check_wants_the_errno_name_of_another_error():
-    sockets.check_probe(probe_other_errors_as_timeout, ("open", "refused", "timeout"))
+    check.check_probe(probe_other_errors_as_timeout, ("open", "refused", "timeout"))
     with pytest.raises(YourCodeError, match=r"returned 'timeout', expected 'ENETUNREACH'; for any other error number, return its name"):
-        sockets.check_probe(probe_other_errors_as_timeout, ("other-error",))
+        check.check_probe(probe_other_errors_as_timeout, ("other-error",))
 
 
 def test_probe_check_on_ipv6_says_af_inet6():
@@ -471,9 +474,9 @@ def test_probe_check_on_ipv6_says_af_inet6():
             return "EAFNOSUPPORT"
         return {0: "open", errno.ECONNREFUSED: "refused"}.get(code, "timeout")
 
-    sockets.check_probe(ipv4_only, ("open", "refused", "timeout"))
+    check.check_probe(ipv4_only, ("open", "refused", "timeout"))
     with pytest.raises(YourCodeError, match=r"needs an AF_INET6 socket"):
-        sockets.check_probe(ipv4_only, ("ipv6-open",))
+        check.check_probe(ipv4_only, ("ipv6-open",))
 
 
 def read_lines_one_recv(sock):
@@ -503,20 +506,20 @@ def read_lines_split(sock):
 
 
 def test_read_lines_check_catches_one_recv():
-    sockets.check_read_lines(read_lines_one_recv, "whole")  # one piece: a single recv gets away with it
+    check.check_read_lines(read_lines_one_recv, "whole")  # one piece: a single recv gets away with it
     with pytest.raises(YourCodeError, match=r"returned line 0 as 'a', expected 'alpha'; the server sent 45 chunks"):
-        sockets.check_read_lines(read_lines_one_recv, "one-byte-chunks")
+        check.check_read_lines(read_lines_one_recv, "one-byte-chunks")
 
 
 def test_read_lines_check_catches_bytes():
     with pytest.raises(YourCodeError, match=r"holding b'one' \(bytes\); each line must be a str: decode"):
-        sockets.check_read_lines(read_lines_bytes, "whole")
+        check.check_read_lines(read_lines_bytes, "whole")
 
 
 def test_read_lines_check_catches_decoding_each_piece():
-    sockets.check_read_lines(read_lines_decoding_each_recv, "one-byte-chunks")
+    check.check_read_lines(read_lines_decoding_each_recv, "one-byte-chunks")
     with pytest.raises(YourCodeError, match=r"raised UnicodeDecodeError: .*; a character's UTF-8 bytes were split"):
-        sockets.check_read_lines(read_lines_decoding_each_recv, "utf8-split")
+        check.check_read_lines(read_lines_decoding_each_recv, "utf8-split")
 
 
 def read_lines_universal_newlines(sock):
@@ -535,16 +538,16 @@ def read_lines_keeping_the_file(sock):
 
 def test_read_lines_check_keeps_carriage_returns():
     for case in ("whole", "one-byte-chunks", "utf8-split", "odd-chunks"):
-        sockets.check_read_lines(read_lines_universal_newlines, case)
+        check.check_read_lines(read_lines_universal_newlines, case)
     with pytest.raises(YourCodeError, match=r"returned line 0 as 'dos line', expected 'dos line\\r'; keep every '\\r'.*newline='\\n'"):
-        sockets.check_read_lines(read_lines_universal_newlines, "carriage-returns")
+        check.check_read_lines(read_lines_universal_newlines, "carriage-returns")
 
 
 def test_read_lines_check_wants_the_file_closed():
     try:
-        sockets.check_read_lines(read_lines_keeping_the_file, "one-byte-chunks")
+        check.check_read_lines(read_lines_keeping_the_file, "one-byte-chunks")
         with pytest.raises(YourCodeError, match=r"the caller closed the socket but its descriptor \d+ stayed open: a file object from sock.makefile\(\) is still open"):
-            sockets.check_read_lines(read_lines_keeping_the_file, "whole")
+            check.check_read_lines(read_lines_keeping_the_file, "whole")
     finally:
         while kept_files:
             kept_files.pop().close()
@@ -555,12 +558,30 @@ def read_lines_not_closing_a_garbage_file(sock):
 
 
 def test_read_lines_check_file_left_to_the_garbage_collector_is_closed():
-    sockets.check_read_lines(read_lines_not_closing_a_garbage_file, "whole")  # nothing refers to it: closed on return
+    check.check_read_lines(read_lines_not_closing_a_garbage_file, "whole")  # nothing refers to it: closed on return
 
 
 def test_read_lines_check_catches_strip_and_split():
-    sockets.check_read_lines(read_lines_strip, "whole")
+    check.check_read_lines(read_lines_strip, "whole")
     with pytest.raises(YourCodeError, match=r"remove only the '\\n', not other whitespace"):
-        sockets.check_read_lines(read_lines_strip, "utf8-split")
+        check.check_read_lines(read_lines_strip, "utf8-split")
     with pytest.raises(YourCodeError, match=r"ending with an empty one"):
-        sockets.check_read_lines(read_lines_split, "whole")
+        check.check_read_lines(read_lines_split, "whole")
+
+
+# ----------------------------------------------------------------------------------------------
+# Where the checks live
+# ----------------------------------------------------------------------------------------------
+def test_check_names_of_earlier_releases_reach_the_checks_module():
+    """Notebooks of earlier releases call sockets.check_probe(...): it is course.checks.sockets' own."""
+    assert sockets.check_probe is check.check_probe
+    assert sockets.check_describe_socket is check.check_describe_socket
+    assert sockets.check_read_lines is check.check_read_lines
+    with pytest.raises(AttributeError, match="module 'course.sockets' has no attribute 'PROBE_CASES'"):
+        sockets.PROBE_CASES  # only check_* names are forwarded
+
+
+def test_the_lesson_does_not_import_its_checks():
+    code = "import sys, course.sockets; print('course.checks.sockets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,816 @@
+"""course.netlab: the lab network without root (issue #11, phase 1).
+
+The first tests need no namespaces (the nftables text, the refusal sentences, pcap files, the
+readers of a capture). The others build real labs as an ordinary user: as root (CI) they switch to
+an unused uid with setpriv, with HOME in a temporary folder, /usr/bin/python3 (which that uid can
+read; the venv's interpreter it cannot) and a readable copy of `course/`, and assert that uid and
+that interpreter. Where no lab can be built they are skipped, except under CI (the environment
+variable CI set), where that is a failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import random
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from course.deadline import wait_for
+from course.errors import SetupError
+from course.netlab import lab as lab_module
+from course.netlab.pcap import Frame, datagram_fragments, parse_packet, read_pcap, retransmissions, tcp_segments, write_pcap
+from course.netlab.rules import Loss, loss_rules, nat_rules, parse_rate, tbf_command
+
+IN_CI = bool(os.environ.get("CI"))
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+# ----------------------------------------------------------------------------------------------
+# Without namespaces
+# ----------------------------------------------------------------------------------------------
+def test_a_chosen_packet_is_the_nth_that_reaches_the_rule_and_tcp_data_is_payload_only():
+    loss = Loss.packet(3, of="tcp-data")
+    assert loss.verdict() == "numgen inc mod 4294967295 == 2 counter drop"
+    matches = loss.matches()
+    assert len(matches) == 11  # one per TCP data offset, 5..15 words
+    assert "tcp doff 5 ip length > 40" in matches[0] and "tcp doff 8 ip length > 52" in matches[3]
+    assert all("tcp flags & (syn | rst) == 0" in m and "ip hdrlength 5" in m for m in matches)
+    assert str(loss) == "the 3rd TCP segment with data"
+    assert Loss.random(0.25, of="udp").verdict() == "numgen random mod 1000000 < 250000 counter drop"
+    assert Loss.random(1.0).verdict() == "counter drop" and Loss.random(0.0).verdict() is None
+    assert "drop" not in loss_rules("eth0", Loss.random(0.0))
+    assert str(Loss.packet(11, of="ip")) == "the 11th IPv4 packet"
+    script = loss_rules("lan0", loss, first=True)
+    assert 'add rule inet lab prerouting iifname "lan0" jump loss_lan0_in' in script
+    assert "priority -500" in script and script.count("jump loss_lan0\n") == 11
+    cleared = loss_rules("lan0", None)
+    assert "flush chain inet lab loss_lan0" in cleared and "drop" not in cleared and "iifname" not in cleared
+    assert 'oifname "wan0" masquerade' in nat_rules("wan0")
+
+
+@pytest.mark.parametrize("bad", [dict(), dict(nth=0), dict(nth=2, probability=0.5), dict(probability=1.5), dict(nth=1, of="icmp")])
+def test_a_loss_is_one_chosen_packet_or_a_probability(bad):
+    with pytest.raises(ValueError):
+        Loss(**bad)
+
+
+def test_rates_and_the_token_bucket():
+    assert parse_rate("10mbit") == 10_000_000 and parse_rate(512_000) == 512_000 and parse_rate("1.5Mbit") == 1_500_000
+    for bad in ("fast", "10mbps", 100, True):
+        with pytest.raises(ValueError):
+            parse_rate(bad)
+    cmd = tbf_command("eth0", 8_000_000, 1500)
+    assert cmd[:6] == ["tc", "qdisc", "replace", "dev", "eth0", "root"] and "8000000bit" in cmd
+    assert int(cmd[cmd.index("burst") + 1]) >= 2 * 1514
+    assert tbf_command("eth0", None, 1500) == ["tc", "qdisc", "del", "dev", "eth0", "root"]
+
+
+NO_SYSCTLS = {"kernel.apparmor_restrict_unprivileged_userns": None, "kernel.unprivileged_userns_clone": None,
+              "user.max_user_namespaces": "15000"}
+
+
+@pytest.mark.parametrize("stage, err, sysctls, expect", [
+    ("unshare", 28, {**NO_SYSCTLS, "user.max_user_namespaces": "0"}, "user.max_user_namespaces is 0"),
+    ("unshare", 1, NO_SYSCTLS, "--security-opt seccomp=unconfined"),
+    ("unshare", 1, {**NO_SYSCTLS, "kernel.unprivileged_userns_clone": "0"}, "sysctl -w kernel.unprivileged_userns_clone=1"),
+    ("lo", 1, {**NO_SYSCTLS, "kernel.apparmor_restrict_unprivileged_userns": "1"}, "kernel.apparmor_restrict_unprivileged_userns is 1"),
+    ("veth", 1, NO_SYSCTLS, "refuses network configuration"),
+    ("tools", 2, NO_SYSCTLS, "apt-get install iproute2"),
+])  # fmt: skip
+def test_every_refusal_is_one_sentence_that_says_why_and_what_to_do(stage, err, sysctls, expect):
+    sentence = lab_module.refusal(stage, err, "the step that failed", sysctls)
+    assert expect in sentence
+    assert sentence.startswith("no lab network here: the step that failed")
+    assert "\n" not in sentence and sentence.endswith("(notebooks show a recording instead)")
+
+
+def test_conntrack_lines_of_the_tool_and_of_proc():
+    tool = ("udp      17 29 src=192.168.1.2 dst=198.51.100.10 sport=6789 dport=40000 [UNREPLIED] "
+            "src=198.51.100.10 dst=203.0.113.1 sport=40000 dport=6789 mark=0 use=1")
+    proc = ("ipv4     2 tcp      6 118 SYN_SENT src=192.168.1.2 dst=198.51.100.10 sport=5000 dport=80 [UNREPLIED] "
+            "src=198.51.100.10 dst=203.0.113.1 sport=80 dport=1024 mark=0 zone=0 use=2")
+    a, b = lab_module.ConntrackEntry.parse(tool), lab_module.ConntrackEntry.parse(proc)
+    assert a.proto == "udp" and a.original == (("192.168.1.2", 6789), ("198.51.100.10", 40000))
+    assert a.reply == (("198.51.100.10", 40000), ("203.0.113.1", 6789))
+    assert b.proto == "tcp" and b.reply[1] == ("203.0.113.1", 1024)
+    assert lab_module.ConntrackEntry.parse("icmp 1 29 src=1.2.3.4 dst=5.6.7.8 type=8 code=0 id=1") is None
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1/24", "8.8.8.8/32", "127.0.0.2/8", "203.0.114.1/24", "fe80::1/64"])
+def test_a_lab_host_takes_lab_addresses_only(address):
+    with pytest.raises(SetupError, match="is not a lab address"):
+        lab_module._check_address(address)
+    assert lab_module._check_address("192.0.2.7/24") == "192.0.2.7/24"
+
+
+# Frames built by hand: Ethernet, IPv4, then TCP or UDP (checksums are not read)
+def ipv4(src, dst, proto, payload, ident=1, mf=False, offset=0):
+    flags = (0x2000 if mf else 0) | (offset // 8)
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, flags, 64, proto, 0,
+                         socket.inet_aton(src), socket.inet_aton(dst))
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + header + payload
+
+
+def tcp(src, dst, flags, seq, ack=0, data=b"", mss=None):
+    options = struct.pack("!BBH", 2, 4, mss) if mss else b""
+    bits = sum(1 << i for i, name in enumerate(("FIN", "SYN", "RST", "PSH", "ACK")) if name in flags.split(","))
+    segment = struct.pack("!HHIIHHHH", src[1], dst[1], seq, ack, ((20 + len(options)) // 4) << 12 | bits, 64000, 0, 0)
+    return ipv4(src[0], dst[0], 6, segment + options + data)
+
+
+def test_reading_a_capture_handshake_retransmission_fragments_and_pcap(tmp_path):
+    c, s = ("192.168.1.2", 40000), ("198.51.100.10", 80)
+    talk = [
+        tcp(c, s, "SYN", 100, mss=1460), tcp(s, c, "SYN,ACK", 900, 101, mss=1460), tcp(c, s, "ACK", 101, 901),
+        tcp(c, s, "ACK", 101, 901, b"a" * 1000), tcp(c, s, "ACK", 1101, 901, b"b" * 1000),
+        tcp(c, s, "ACK", 2101, 901, b"c" * 1000), tcp(s, c, "ACK", 901, 1101),
+        tcp(c, s, "ACK", 1101, 901, b"b" * 1000),  # the 2nd data segment again
+        tcp(s, c, "ACK", 901, 3101),
+    ]
+    udp_header = struct.pack("!HHHH", 5000, 9000, 8 + 4000, 0)
+    body = udp_header + bytes(4000)
+    pieces = [ipv4("192.168.1.2", "198.51.100.10", 17, body[i:i + 1480], ident=7, mf=i + 1480 < len(body), offset=i)
+              for i in range(0, len(body), 1480)]
+    other = ipv4("192.168.1.2", "198.51.100.10", 17, struct.pack("!HHHH", 5001, 9000, 12, 0) + b"solo", ident=7)
+    frames = [Frame(1_000_000_000 + i, True, d) for i, d in enumerate(talk + pieces + [other])]
+    segments = tcp_segments(frames)
+    assert [x.flags for x in segments[:3]] == ["SYN", "SYN,ACK", "ACK"] and segments[0].mss == 1460
+    assert retransmissions(segments, "client") == 1 and retransmissions(segments, "server") == 0
+    assert datagram_fragments(frames, ("192.168.1.2", 5000), ("198.51.100.10", 9000)) == 3
+    assert datagram_fragments(frames, ("192.168.1.2", 5001), ("198.51.100.10", 9000)) == 1
+    assert datagram_fragments(frames, ("192.168.1.2", 5002), ("198.51.100.10", 9000)) == 0
+    first = parse_packet(frames[len(talk)])
+    assert first.fragment and first.more_fragments and first.offset == 0 and parse_packet(frames[-2]).offset == 2960
+    path = write_pcap(tmp_path / "x.pcap", frames)
+    back = read_pcap(path)
+    assert [(f.t_ns, f.data) for f in back] == [(f.t_ns, f.data) for f in frames]
+
+
+# ----------------------------------------------------------------------------------------------
+# Real labs, as an ordinary user
+# ----------------------------------------------------------------------------------------------
+PRELUDE = textwrap.dedent('''
+    import json, os, sys
+    with open("/proc/self/uid_map") as f:
+        _map = f.read().split()
+    print("IDENTITY " + json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+          "executable": sys.executable, "home": os.environ.get("HOME"), "uid_map": _map}), flush=True)
+    def report(value):
+        print("RESULT " + json.dumps(value), flush=True)
+    def main_of(*argv):
+        import contextlib, io
+        from course.netlab.__main__ import main
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = main(list(argv))
+        return status, out.getvalue()
+''')
+
+
+def unused_uid() -> int:
+    taken = {p.pw_uid for p in pwd.getpwall()}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            taken |= {int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("Uid:")}
+        except (OSError, IndexError, ValueError):
+            pass
+    rng = random.SystemRandom()
+    while True:
+        uid = rng.randrange(300_000, 900_000)
+        if uid not in taken:
+            return uid
+
+
+class AsUser:
+    """Runs Python snippets as the lab's ordinary user, with PRELUDE, and reads what they report."""
+
+    def __init__(self, root: Path):
+        self.root_mode = os.geteuid() == 0
+        self.uid = unused_uid() if self.root_mode else os.getuid()
+        self.python = SYSTEM_PYTHON if self.root_mode else (SYSTEM_PYTHON if os.path.exists(SYSTEM_PYTHON) else sys.executable)
+        self.code = root / "code"
+        self.home = root / "home"
+        self.code.mkdir()
+        self.home.mkdir()
+        shutil.copytree(REPO / "course", self.code / "course", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for path in [root, self.code, *self.code.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if self.root_mode:
+            os.chown(self.home, self.uid, self.uid)
+
+    def argv(self, code: str, wrap: list[str] | None = None) -> list[str]:
+        user = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"] if self.root_mode else []
+        env = ["env", "-i", f"HOME={self.home}", f"PYTHONPATH={self.code}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
+        return user + env + (wrap or []) + [self.python, "-c", PRELUDE + textwrap.dedent(code)]
+
+    def popen(self, code: str, wrap: list[str] | None = None, text: bool = True, **kw) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(code, wrap), cwd=self.home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=text, **kw)
+
+    def run(self, code: str, wrap: list[str] | None = None, timeout: float = 90) -> tuple[dict, list]:
+        proc = self.popen(code, wrap)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"a lab snippet did not finish within {timeout} s; stdout {out[-2000:]!r} stderr {err[-2000:]!r}")
+        return self.parse(out, err, proc.returncode)
+
+    def parse(self, out: str, err: str, status: int) -> tuple[dict, list]:
+        identity = next((json.loads(line[9:]) for line in out.splitlines() if line.startswith("IDENTITY ")), None)
+        results = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
+        assert status == 0 and identity is not None, f"the lab snippet failed (exit status {status}): {err[-3000:]}"
+        self.check_identity(identity)
+        return identity, results
+
+    def check_identity(self, identity: dict) -> None:
+        assert identity["executable"] == self.python
+        assert identity["home"] == str(self.home)
+        if identity["uid_map"] == ["0", "0", "4294967295"]:  # the machine's own user namespace
+            assert identity["uid"] == self.uid and identity["gid"] == self.uid
+            if self.root_mode:
+                assert identity["groups"] == []
+        elif identity["uid_map"][0] == "0":  # root of a user namespace made with `unshare -r`: our uid outside
+            assert identity["uid_map"][1] == str(self.uid)
+        else:  # inside bwrap's user namespaces, the same uid
+            assert identity["uid"] == self.uid
+
+
+@pytest.fixture(scope="module")
+def as_user():
+    if os.geteuid() == 0 and not (shutil.which("setpriv") and os.path.exists(SYSTEM_PYTHON)):
+        if IN_CI:
+            pytest.fail("the lab tests need setpriv (util-linux) and /usr/bin/python3 to run as an ordinary user")
+        pytest.skip("setpriv or /usr/bin/python3 missing")
+    root = Path(tempfile.mkdtemp(prefix="netlab-test-"))
+    root.chmod(0o755)
+    try:
+        runner = AsUser(root)
+        _, results = runner.run("""
+            status, out = main_of("check")
+            report({"status": status, "out": out.strip()})
+        """)
+        if results[0]["status"] != 0:
+            reason = f"no lab network for an ordinary user here: {results[0]['out']}"
+            if IN_CI:
+                pytest.fail(reason)
+            pytest.skip(reason)
+        yield runner
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def holders(inodes: set[int]) -> list[str]:
+    """Processes that are in, or hold a descriptor of, any of these network namespaces."""
+    found = []
+    names = {f"net:[{i}]" for i in inodes}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "ns" / "net") in names:
+                found.append(f"{proc.name} is in it")
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in names:
+                    found.append(f"{proc.name} holds {fd.name}")
+        except OSError:
+            continue
+    return found
+
+
+def demo(as_user, *args) -> dict:
+    _, results = as_user.run(f"""
+        status, out = main_of("demo", "--json", *{list(args)!r})
+        report({{"status": status, "out": out}})
+    """)
+    assert results[0]["status"] == 0
+    lines = results[0]["out"].strip().splitlines()
+    assert len(lines) == 1, f"demo --json printed {len(lines)} lines, not one JSON object"
+    return json.loads(lines[0])
+
+
+def test_the_lab_user_is_an_ordinary_user_with_an_interpreter_it_can_read(as_user):
+    identity, results = as_user.run("""
+        import sysconfig
+        before = set(sys.modules)  # what the interpreter itself loaded (site, .pth hooks)
+        import course.netlab, course.netlab.demo, course.netlab.__main__, course.capture, course.kernel
+        stdlib = sysconfig.get_paths()["stdlib"]
+        outside = sorted(name for name, m in sys.modules.items() if name not in before and getattr(m, "__file__", None)
+                         and not m.__file__.startswith((stdlib, os.environ["PYTHONPATH"])))
+        report({"outside": outside, "caps": open("/proc/self/status").read().split("CapEff:")[1].split()[0]})
+    """)
+    assert identity["executable"] == SYSTEM_PYTHON or not as_user.root_mode
+    if as_user.root_mode:
+        assert identity["uid"] == as_user.uid != 0 and identity["groups"] == []
+        assert results[0]["caps"] == "0000000000000000"  # no capability at all outside the lab
+    assert results[0]["outside"] == [], f"course.netlab imports modules outside the standard library: {results[0]['outside']}"
+
+
+def test_the_demo_shows_nat_the_mss_one_retransmission_and_three_fragments(as_user, tmp_path):
+    r = demo(as_user)
+    assert r["capture"] == "live"
+    assert r["nat"]["private"] == "192.168.1.2:6789"
+    assert r["nat"]["seen_by_server"].startswith("203.0.113.1:")
+    assert r["nat"]["seen_by_server"] == r["nat"]["conntrack_reply_to"]  # the router's conntrack entry
+    assert r["mss"] == 1460 and r["handshake"] == ["SYN", "SYN+ACK", "ACK"]
+    assert r["retransmissions"] == 1 == r["kernel_retransmissions"] and r["lost_by_the_link"] == 1
+    assert r["fragments"] == 3
+
+
+def test_a_smaller_mtu_gives_a_smaller_mss_and_a_jumbo_mtu_one_packet(as_user):
+    small, jumbo = demo(as_user, "--mtu", "1400"), demo(as_user, "--mtu", "9000")
+    assert small["capture"] == jumbo["capture"] == "live"
+    assert small["mss"] == 1360 and small["fragments"] == 3 and small["retransmissions"] == 1
+    assert jumbo["mss"] == 8960 and jumbo["fragments"] == 1 and jumbo["retransmissions"] == 1
+
+
+def test_no_loss_no_retransmission_and_without_nat_the_server_sees_the_private_address(as_user):
+    plain = demo(as_user, "--no-loss", "--no-nat")
+    assert plain["capture"] == "live"
+    assert plain["retransmissions"] == 0 == plain["kernel_retransmissions"] and plain["lost_by_the_link"] == 0
+    assert plain["nat"]["seen_by_server"] == "192.168.1.2:6789"
+
+
+def test_the_capture_is_a_pcap_that_tcpdump_reads(as_user):
+    pcap = as_user.home / "demo.pcap"
+    r = demo(as_user, "--pcap", str(pcap))
+    frames = read_pcap(pcap)
+    segments = tcp_segments(frames)
+    assert segments[0].mss == r["mss"] == 1460 and retransmissions(segments) == 1
+    assert len(frames) == r["frames_captured"]
+    tcpdump = shutil.which("tcpdump") or shutil.which("tcpdump", path="/usr/sbin:/sbin")
+    if tcpdump is None:
+        if IN_CI:
+            pytest.fail("tcpdump is not installed (make system-packages installs it)")
+        pytest.skip("tcpdump is not installed")
+    shown = subprocess.run([tcpdump, "-nn", "-v", "-r", str(pcap)], capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0, shown.stderr
+    syn = [line for line in shown.stdout.splitlines() if "Flags [S]," in line]
+    assert len(syn) == 1 and "192.168.1.2." in syn[0] and "mss 1460" in syn[0]  # home's side of the NAT: private
+    assert "incorrect" not in shown.stdout  # checksums computed in software: tcpdump agrees with every one
+    assert shown.stdout.count("proto UDP (17)") >= 4  # the NAT datagram and the three fragments
+
+
+NOTHING_LEFT = """
+    import fcntl, socket, gc
+    from course.netlab import Lab, home_network, socket_netns
+    from course.errors import SetupError
+
+    def lab_fds(inodes):
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target in {f"net:[{i}]" for i in inodes} or target.startswith("user:["):
+                found.append(target)
+            elif target.startswith("socket:["):
+                try:
+                    s = socket.socket(fileno=os.dup(int(fd)))
+                except OSError:
+                    continue
+                with s:
+                    if socket_netns(s) in inodes:
+                        found.append(f"fd {fd}: a socket in the lab")
+        return found
+
+    def children():
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+            return f.read().split()
+
+    def use(net):
+        home, server = net.host("home"), net.host("server")
+        srv = server.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind(("198.51.100.10", 0))
+        srv.settimeout(5)
+        with home.capture() as cap:
+            home.run(lambda a: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", a), srv.getsockname())
+            srv.recvfrom(10)
+        listener = server.socket()
+        listener.bind(("198.51.100.10", 0))
+        listener.listen()
+        return [srv, listener], {h.inode for h in net.hosts.values()}
+
+    fds_before = sorted(os.listdir("/proc/self/fd"))
+    rows = []
+    for how in ("normal", "exception", "setup fails", "again"):
+        net = home_network() if how != "setup fails" else Lab(lambda n: (n.add_host("a"), n.add_host("b"), 1 / 0))
+        inodes, sockets = set(), []
+        try:
+            with net:
+                if how == "setup fails":
+                    raise AssertionError("the setup should have failed")
+                sockets, inodes = use(net)
+                if how == "exception":
+                    raise KeyError("inside the block")
+        except (KeyError, ZeroDivisionError):
+            pass
+        inodes |= {h.inode for h in net.hosts.values()}
+        gc.collect()
+        rows.append({"how": how, "agent": net.agent_pid, "inodes": sorted(inodes), "left": lab_fds(inodes),
+                     "closed": all(s.fileno() == -1 for s in sockets), "children": children()})
+    report({"rows": rows, "fds_same": sorted(os.listdir("/proc/self/fd")) == fds_before})
+"""
+
+
+def test_nothing_is_left_after_a_normal_exit_an_exception_or_a_failed_setup(as_user):
+    _, results = as_user.run(NOTHING_LEFT)
+    report = results[0]
+    assert [row["how"] for row in report["rows"]] == ["normal", "exception", "setup fails", "again"]
+    for row in report["rows"]:
+        assert len(row["inodes"]) == (2 if row["how"] == "setup fails" else 3)
+        assert row["left"] == [], f"{row['how']}: the owner still holds {row['left']}"
+        assert row["closed"] and row["children"] == [], row
+        if os.geteuid() == 0:
+            assert holders(set(row["inodes"])) == []
+    assert report["fds_same"], "running labs one after another left descriptors open"
+
+
+def test_a_killed_owner_takes_its_lab_with_it(as_user):
+    proc = as_user.popen(text=False, code="""
+        from course.netlab import home_network
+        net = home_network().__enter__()
+        report({"agent": net.agent_pid, "inodes": [h.inode for h in net.hosts.values()]})
+        sys.stdin.read()  # until the test kills this process
+    """, stdin=subprocess.PIPE)
+    try:
+        report = read_result(proc, 60)
+        inodes = set(report["inodes"])
+        if os.geteuid() == 0:
+            assert holders(inodes), "the lab should be alive while its owner is"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        wait_for(lambda: not Path(f"/proc/{report['agent']}").exists() or _zombie_or_other(report["agent"]), 15,
+                 f"the agent {report['agent']} outlived its killed owner")
+        if os.geteuid() == 0:
+            wait_for(lambda: not holders(inodes), 15, lambda: f"something still holds the lab: {holders(inodes)}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        proc.stdout.close()
+        proc.stderr.close()
+        proc.stdin.close()
+
+
+def read_result(proc: subprocess.Popen, timeout: float) -> dict:
+    """The first RESULT a running snippet prints, read from its pipe with a deadline."""
+    from course.deadline import Deadline
+
+    deadline, buffer = Deadline(timeout), b""
+    while b"\nRESULT " not in buffer or not buffer.split(b"\nRESULT ", 1)[1].count(b"\n"):
+        ready, _, _ = select.select([proc.stdout], [], [], deadline.remaining())
+        chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
+        if not chunk:
+            pytest.fail(f"the lab's owner reported nothing within {timeout} s (exit status {proc.poll()}): {buffer[-2000:]!r}")
+        buffer += chunk
+    return json.loads(buffer.split(b"\nRESULT ", 1)[1].split(b"\n", 1)[0])
+
+
+def _zombie_or_other(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0] == "Z" or "agent.py" not in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return True
+
+
+TWO_LABS = """
+    import socket
+    from course.netlab import home_network
+    with home_network() as a, home_network() as b:
+        got = {}
+        servers = {}
+        for name, net in (("a", a), ("b", b)):
+            srv = net.host("server").socket(socket.AF_INET, socket.SOCK_DGRAM)
+            srv.bind(("198.51.100.10", servers["a"].getsockname()[1] if servers else 0))  # the same port in both
+            srv.settimeout(5)
+            servers[name] = srv
+        for name, net in (("a", a), ("b", b)):
+            cli = net.host("home").socket(socket.AF_INET, socket.SOCK_DGRAM)
+            cli.bind(("192.168.1.2", 6789))
+            cli.sendto(name.encode(), servers[name].getsockname())
+        for name, srv in servers.items():
+            data, seen = srv.recvfrom(100)
+            srv.setblocking(False)
+            try:
+                more = srv.recv(100)
+            except BlockingIOError:
+                more = None
+            got[name] = [data.decode(), list(seen), more]
+        report({"got": got, "inodes": [[h.inode for h in a.hosts.values()], [h.inode for h in b.hosts.values()]]})
+"""
+
+
+def test_two_labs_at_once_do_not_interfere(as_user):
+    _, results = as_user.run(TWO_LABS)
+    r = results[0]
+    assert r["got"] == {"a": ["a", ["203.0.113.1", 6789], None], "b": ["b", ["203.0.113.1", 6789], None]}
+    assert not set(r["inodes"][0]) & set(r["inodes"][1])
+    # and two processes at once, each with its own lab, as two test runs would
+    procs = [as_user.popen("""
+        status, out = main_of("demo", "--json")
+        report(json.loads(out))
+    """) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=90)
+        _, (result,) = as_user.parse(out, err, proc.returncode)
+        assert (result["capture"], result["retransmissions"], result["fragments"], result["mss"]) == ("live", 1, 3, 1460)
+
+
+BROKEN = """
+    # This process is root of a user and network namespace the test made with `unshare`: here that
+    # namespace plays the machine's own network, with a default route out of out0, one end of a
+    # veth pair whose other end, out1, drops what comes (no address, no forwarding); the gateway's
+    # address is resolved for good, so whatever is sent leaves at once and a packet socket sees it.
+    import ctypes, socket, subprocess, struct
+    from course.errors import SetupError
+    from course.netlab import lab as labmod
+    from course.netlab.demo import home_network
+    for cmd in (["link", "set", "lo", "up"], ["link", "add", "out0", "type", "veth", "peer", "name", "out1"],
+                ["address", "add", "10.99.0.1/24", "dev", "out0"], ["link", "set", "out0", "up"], ["link", "set", "out1", "up"],
+                ["neigh", "add", "10.99.0.2", "lladdr", "02:00:00:00:00:02", "dev", "out0", "nud", "permanent"],
+                ["route", "add", "default", "via", "10.99.0.2", "dev", "out0"]):
+        subprocess.run(["/usr/sbin/ip"] + cmd, check=True)
+    wire = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    wire.bind(("out0", 3))
+    wire.setblocking(False)
+
+    def seen():
+        frames = []
+        while True:
+            try:
+                frame = wire.recv(65600)
+            except BlockingIOError:
+                return frames
+            if frame[12:14] == b"\\x08\\x00" and frame[14 + 9] in (6, 17):
+                frames.append(socket.inet_ntoa(frame[14 + 16:14 + 20]))
+
+    # the control: a plain socket here does reach the "machine's network" (so the test can fail)
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"control", ("198.51.100.10", 9))
+    control = seen()
+    refused = []
+    with home_network() as net:
+        home = net.host("home")
+        # 1. a plain socket.socket() posing as a lab socket
+        plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        fake = labmod.LabSocket(home, socket.AF_INET, socket.SOCK_DGRAM, 0, fileno=plain.detach())
+        for call in (lambda: fake.sendto(b"x", ("198.51.100.10", 9)), lambda: fake.connect(("198.51.100.10", 9))):
+            try:
+                call()
+            except SetupError as exc:
+                refused.append(str(exc))
+        tcp_fake = labmod.LabSocket(home, socket.AF_INET, socket.SOCK_STREAM, 0, fileno=socket.socket().detach())
+        tcp_fake.settimeout(1)
+        try:
+            tcp_fake.connect(("198.51.100.10", 80))
+        except SetupError as exc:
+            refused.append(str(exc))
+        # 2. a broken lab: the agent hands out sockets of the wrong namespace
+        real_call = net._call
+        def broken_call(op, nfds=0, wait=None, **req):
+            if op == "socket":
+                return {"ok": True}, [socket.socket(socket.AF_INET, socket.SOCK_DGRAM).detach()]
+            return real_call(op, nfds, wait, **req)
+        net._call = broken_call
+        try:
+            home.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("198.51.100.10", 9))
+        except SetupError as exc:
+            refused.append(str(exc))
+        net._call = real_call
+        # 3. a run() whose process did not get into the lab: fn (a plain socket) must never run
+        real_setns = labmod._libc.setns
+        labmod._libc = type("NoSetns", (), {"setns": staticmethod(lambda fd, kind: 0),
+                                            "prctl": staticmethod(ctypes.CDLL(None).prctl)})()
+        try:
+            home.run(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("198.51.100.10", 9)))
+        except SetupError as exc:
+            refused.append(str(exc))
+        # the lab itself still works: a real lab socket reaches the lab's server, not the dummy
+        labmod._libc = ctypes.CDLL(None, use_errno=True)
+        srv = net.host("server").socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind(("198.51.100.10", 0))
+        srv.settimeout(5)
+        home.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"inside", srv.getsockname())
+        inside = srv.recvfrom(100)[0].decode()
+    report({"control": control, "refused": refused, "leaked": seen(), "inside": inside})
+"""
+
+
+def test_a_broken_lab_sends_nothing_out_of_the_host_namespace(as_user):
+    unshare = ["unshare", "--user", "--map-root-user", "--net", "--"]
+    _, results = as_user.run(BROKEN, wrap=unshare)
+    r = results[0]
+    assert r["control"] == ["198.51.100.10"], "the control datagram should have been seen leaving out0"
+    assert len(r["refused"]) == 5 and all("nothing was sent" in x or "did not run" in x for x in r["refused"]), r["refused"]
+    assert r["leaked"] == [] and r["inside"] == "inside"
+
+
+def test_a_plain_socket_of_the_machine_is_refused_too(as_user):
+    """Outside any namespace of ours the check cannot even read the socket's namespace (EPERM):
+    refused as well. The address is loopback's, so that a failure of the check would stay on lo."""
+    _, results = as_user.run("""
+        import socket
+        from course.errors import SetupError
+        from course.netlab import home_network
+        from course.netlab.lab import LabSocket, socket_netns
+        catcher = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        catcher.bind(("127.0.0.1", 0))
+        catcher.setblocking(False)
+        with home_network() as net:
+            fake = LabSocket(net.host("home"), socket.AF_INET, socket.SOCK_DGRAM, 0, fileno=socket.socket(socket.AF_INET, socket.SOCK_DGRAM).detach())
+            inode = socket_netns(fake)
+            try:
+                fake.sendto(b"x", catcher.getsockname())
+                refused = None
+            except SetupError as exc:
+                refused = str(exc)
+        try:
+            got = catcher.recv(10).decode()
+        except BlockingIOError:
+            got = None
+        report({"inode": inode, "refused": refused, "got": got})
+    """)
+    r = results[0]
+    assert r["refused"] and "nothing was sent" in r["refused"] and r["got"] is None
+    assert r["inode"] is None and "may not inspect" in r["refused"]
+
+
+REFUSED = """
+    import time
+    from course.errors import SetupError
+    from course.netlab import Lab
+    started = time.monotonic()
+    try:
+        Lab().__enter__()
+        message = None
+    except SetupError as exc:
+        message = str(exc)
+    elapsed = time.monotonic() - started
+    status, out = main_of("demo", "--json")
+    report({"message": message, "elapsed": elapsed, "status": status, "demo": json.loads(out)})
+"""
+
+
+def test_where_user_namespaces_are_refused_every_lab_call_says_why_and_the_demo_shows_the_recording(as_user):
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        if IN_CI:
+            pytest.fail("bwrap is not installed (make system-packages installs bubblewrap)")
+        pytest.skip("bwrap is not installed")
+    from autograder import seccomp
+
+    sandboxes = {
+        "bwrap --disable-userns": [bwrap, "--unshare-user", "--disable-userns", "--unshare-net", "--die-with-parent",
+                                   "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--"],
+    }
+    filter_file = as_user.code / "no-userns.bpf"
+    filter_file.write_bytes(seccomp.compiled())
+    filter_file.chmod(0o644)
+    # the grading sandbox's own filter (autograder/seccomp.py): CLONE_NEWUSER fails with EPERM
+    sandboxes["seccomp filter"] = ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file), bwrap, "--unshare-user", "--unshare-net",
+                                   "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                                   "--seccomp", "3", "--"]
+    for name, wrap in sandboxes.items():
+        _, results = as_user.run(REFUSED, wrap=wrap)
+        r = results[0]
+        assert r["message"] and r["message"].startswith("no lab network here:") and "\n" not in r["message"], (name, r)
+        assert r["elapsed"] < 5, f"{name}: refusing took {r['elapsed']:.1f} s"
+        expected = "no more user namespaces" if name.startswith("bwrap") else "user namespaces are refused here"
+        assert expected in r["message"], (name, r["message"])
+        d = r["demo"]
+        assert r["status"] == 0 and d["capture"] == "recording" and d["why"] == r["message"]
+        assert (d["mss"], d["retransmissions"], d["fragments"], d["handshake"]) == (1460, 1, 3, ["SYN", "SYN+ACK", "ACK"])
+
+
+LINKS = """
+    import socket, time
+    from course.deadline import wait_for
+    from course.netlab import Lab, Loss
+    with Lab() as net:
+        a, b = net.add_host("a"), net.add_host("b")
+        link = net.link(a, b, "192.0.2.1/24", "192.0.2.2/24", mtu=1500, rate="8mbit")
+        server = b.socket()
+        server.bind(("192.0.2.2", 0))
+        server.listen()
+        server.settimeout(10)
+        size = 400_000
+        started = time.monotonic()
+        client = a.socket()
+        client.settimeout(10)
+        client.connect(server.getsockname())
+        conn, _ = server.accept()
+        conn.settimeout(10)
+        client.sendall(bytes(size))
+        client.shutdown(socket.SHUT_WR)
+        got = 0
+        while chunk := conn.recv(65536):
+            got += len(chunk)
+        limited = time.monotonic() - started
+        # every UDP datagram toward b lost, then none
+        u_srv = b.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u_srv.bind(("192.0.2.2", 0))
+        u_srv.setblocking(False)
+        u_cli = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        link.set_loss(Loss.random(1.0, of="udp"), toward=b)
+        for i in range(5):
+            u_cli.sendto(b"lost %d" % i, u_srv.getsockname())
+        wait_for(lambda: link.dropped(toward=b) == 5, 10, "the link should have dropped 5 datagrams")
+        try:
+            arrived = u_srv.recv(100).decode()
+        except BlockingIOError:
+            arrived = None
+        link.set_loss(Loss.random(0.0, of="udp"), toward=b)
+        u_cli.sendto(b"kept", u_srv.getsockname())
+        u_srv.settimeout(5)
+        kept = u_srv.recv(100).decode()
+        # a firewall rule on a router: b forwards for c, and drops what goes to one port
+        c = net.add_host("c")
+        net.link(b, c, "198.51.100.1/24", "198.51.100.2/24")
+        a.route("198.51.100.0/24", via="192.0.2.2")
+        c.route("192.0.2.0/24", via="198.51.100.1")
+        b.forwarding(True)
+        b.drop("udp dport 9")
+        far = c.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        far.bind(("198.51.100.2", 9))
+        far.setblocking(False)
+        u_cli.sendto(b"blocked", ("198.51.100.2", 9))
+        wait_for(lambda: "packets 1 " in b.cmd("nft", "list", "chain", "inet", "lab", "forward"), 10, "the router should drop one datagram")
+        try:
+            blocked = far.recv(100).decode()
+        except BlockingIOError:
+            blocked = None
+    report({"got": got, "limited": limited, "arrived": arrived, "kept": kept, "blocked": blocked,
+            "mtu": link.mtu, "interfaces": [a.interfaces, b.interfaces]})
+"""
+
+
+def test_links_have_a_rate_and_a_loss_and_a_router_drops(as_user):
+    _, results = as_user.run(LINKS)
+    r = results[0]
+    assert r["got"] == 400_000
+    assert r["limited"] >= 0.8 * 400_000 * 8 / 8_000_000, f"400 kB at 8 Mbit/s took only {r['limited']:.3f} s"
+    assert r["arrived"] is None and r["kept"] == "kept" and r["blocked"] is None
+    assert r["interfaces"] == [{"eth0": ["192.0.2.1/24"]}, {"eth0": ["192.0.2.2/24"], "eth1": ["198.51.100.1/24"]}]
+
+
+RUN = """
+    import socket
+    from course.errors import YourCodeError
+    from course.netlab import home_network
+
+    def learner_client(address):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a plain socket: inside home, since run() put it there
+        s.settimeout(5)
+        s.sendto(b"ping", address)
+        print("sent from", s.getsockname()[0])
+        return s.recvfrom(100)[0].decode()
+
+    def hangs():
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).recv(10)
+
+    def fails():
+        raise YourCodeError("the learner's own error")
+
+    with home_network() as net:
+        srv = net.host("server").socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind(("198.51.100.10", 0))
+        srv.settimeout(5)
+        import threading
+        def echo():
+            data, peer = srv.recvfrom(100)
+            srv.sendto(data.upper(), peer)
+            return peer
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(echo()))
+        t.start()
+        answer = net.host("home").run(learner_client, srv.getsockname())
+        t.join(10)
+        errors = []
+        for fn in (hangs, fails):
+            try:
+                net.host("home").run(fn, timeout=1.0)
+            except YourCodeError as exc:
+                errors.append(str(exc))
+    report({"answer": answer, "seen": seen[0], "errors": errors})
+"""
+
+
+def test_a_learner_function_runs_inside_a_lab_host(as_user):
+    identity, results = as_user.run(RUN)
+    r = results[0]
+    assert r["answer"] == "PING" and r["seen"][0] == "203.0.113.1"
+    assert "hangs() did not return within 1.0 s in lab host 'home'" in r["errors"][0]
+    assert r["errors"][1] == "the learner's own error"

@@ -26,12 +26,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # bubblewrap sandboxes each submission's kernel while grading; iproute2 gives `ss` for the
-# connection-life lesson. Installed when we are root (CI, a course VM); otherwise say what to do.
+# connection-life lesson and `ip` and `tc` for the lab network (course.netlab), which also needs
+# nftables (its NAT and its losses); conntrack shows a lab router's translations, tcpdump reads a
+# lab's capture, util-linux gives setpriv and unshare (the grader and the lab tests). Installed when
+# we are root (CI, a course VM); otherwise say what to do. Tools in /usr/sbin count for every user.
 system-packages:
-	@if command -v bwrap >/dev/null && command -v ss >/dev/null; then :; \
+	@missing=; for tool in bwrap ss ip tc nft conntrack tcpdump setpriv unshare; do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap iproute2) >/dev/null; \
-	else echo "note: bubblewrap or iproute2 missing; as root: apt-get install bubblewrap iproute2 (the grader needs bwrap)"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap iproute2 nftables conntrack tcpdump util-linux) >/dev/null; \
+	else echo "note: missing:$$missing; as root: apt-get install bubblewrap iproute2 nftables conntrack tcpdump util-linux (the grader needs bwrap, the lab network ip and nft)"; fi
 
 # Port 0: the kernel chooses a free port (two learners on one host never collide); Jupyter prints the URL.
 LAB_PORT ?= 0

@@ -87,12 +87,13 @@ NO_SYSCTLS = {"kernel.apparmor_restrict_unprivileged_userns": None, "kernel.unpr
     ("unshare", 1, {**NO_SYSCTLS, "kernel.unprivileged_userns_clone": "0"}, "sysctl -w kernel.unprivileged_userns_clone=1"),
     ("lo", 1, {**NO_SYSCTLS, "kernel.apparmor_restrict_unprivileged_userns": "1"}, "kernel.apparmor_restrict_unprivileged_userns is 1"),
     ("veth", 1, NO_SYSCTLS, "refuses network configuration"),
+    ("sysctl", 30, NO_SYSCTLS, "docker run --security-opt systempaths=unconfined"),
     ("tools", 2, NO_SYSCTLS, "apt-get install iproute2"),
 ])  # fmt: skip
 def test_every_refusal_is_one_sentence_that_says_why_and_what_to_do(stage, err, sysctls, expect):
     sentence = lab_module.refusal(stage, err, "the step that failed", sysctls)
     assert expect in sentence
-    assert sentence.startswith("no lab network here: the step that failed")
+    assert sentence.startswith("no lab network here: the step that failed (")
     assert "\n" not in sentence and sentence.endswith("(notebooks show a recording instead)")
 
 
@@ -290,11 +291,14 @@ def holders(inodes: set[int]) -> list[str]:
 
 
 def demo(as_user, *args) -> dict:
+    """`python -m course netlab demo --json ARGS`, the command line itself, run by the lab user."""
     _, results = as_user.run(f"""
-        status, out = main_of("demo", "--json", *{list(args)!r})
-        report({{"status": status, "out": out}})
+        import subprocess
+        done = subprocess.run([sys.executable, "-m", "course", "netlab", "demo", "--json", *{list(args)!r}],
+                              capture_output=True, text=True, timeout=60)
+        report({{"status": done.returncode, "out": done.stdout, "err": done.stderr}})
     """)
-    assert results[0]["status"] == 0
+    assert results[0]["status"] == 0, results[0]["err"]
     lines = results[0]["out"].strip().splitlines()
     assert len(lines) == 1, f"demo --json printed {len(lines)} lines, not one JSON object"
     return json.loads(lines[0])
@@ -490,6 +494,7 @@ def _zombie_or_other(pid: int) -> bool:
 TWO_LABS = """
     import socket
     from course.netlab import home_network
+    from course.netlab.demo import PRIVATE_PORT  # 6789: a fixed port is safe inside a lab host
     with home_network() as a, home_network() as b:
         got = {}
         servers = {}
@@ -500,7 +505,7 @@ TWO_LABS = """
             servers[name] = srv
         for name, net in (("a", a), ("b", b)):
             cli = net.host("home").socket(socket.AF_INET, socket.SOCK_DGRAM)
-            cli.bind(("192.168.1.2", 6789))
+            cli.bind(("192.168.1.2", PRIVATE_PORT))
             cli.sendto(name.encode(), servers[name].getsockname())
         for name, srv in servers.items():
             data, seen = srv.recvfrom(100)
@@ -683,13 +688,17 @@ def test_where_user_namespaces_are_refused_every_lab_call_says_why_and_the_demo_
     sandboxes["seccomp filter"] = ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file), bwrap, "--unshare-user", "--unshare-net",
                                    "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                                    "--seccomp", "3", "--"]
+    # a container's read-only /proc/sys: the namespace is made, its sysctls cannot be written
+    sandboxes["read-only /proc/sys"] = [bwrap, "--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
+                                        "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--"]
+    expected = {"bwrap --disable-userns": "no more user namespaces", "seccomp filter": "user namespaces are refused here",
+                "read-only /proc/sys": "/proc/sys is read-only here"}
     for name, wrap in sandboxes.items():
         _, results = as_user.run(REFUSED, wrap=wrap)
         r = results[0]
         assert r["message"] and r["message"].startswith("no lab network here:") and "\n" not in r["message"], (name, r)
         assert r["elapsed"] < 5, f"{name}: refusing took {r['elapsed']:.1f} s"
-        expected = "no more user namespaces" if name.startswith("bwrap") else "user namespaces are refused here"
-        assert expected in r["message"], (name, r["message"])
+        assert expected[name] in r["message"], (name, r["message"])
         d = r["demo"]
         assert r["status"] == 0 and d["capture"] == "recording" and d["why"] == r["message"]
         assert (d["mss"], d["retransmissions"], d["fragments"], d["handshake"]) == (1460, 1, 3, ["SYN", "SYN+ACK", "ACK"])

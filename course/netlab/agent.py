@@ -10,7 +10,8 @@ What it does, in order:
    interface), and of nothing else on the machine;
 2. asks to be killed (PR_SET_PDEATHSIG) when the thread that started it ends, and checks that
    its parent is still the one it was told (else it exits at once);
-3. tries the privileged operations a lab needs (bring lo up, add and delete a veth pair): on
+3. tries the privileged operations a lab needs (bring lo up, write a net sysctl, add and delete
+   a veth pair): on
    Ubuntu 23.10+ the unshare succeeds and only these fail (AppArmor), so the first message says
    whether a lab can be built here, and why not;
 4. answers requests, one JSON object per message, until its socket closes: make a host (a new
@@ -47,6 +48,8 @@ TOOL_PATH = os.pathsep.join([d for d in os.environ.get("PATH", "").split(os.path
                             + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
 
 libc = ctypes.CDLL(None, use_errno=True)
+
+__all__ = ["Agent", "Refused", "main"]
 
 
 class Refused(Exception):
@@ -128,6 +131,11 @@ class Agent:
             interface_up("lo")
         except OSError as exc:
             raise Refused("lo", exc.errno or 0, f"bringing up lo in the new namespace: {exc.strerror}") from None
+        try:  # a net sysctl of this namespace: read-only where a container mounts /proc/sys so
+            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+                f.write("0")
+        except OSError as exc:
+            raise Refused("sysctl", exc.errno or 0, f"writing /proc/sys/net/ipv4/ip_forward in the new namespace: {exc.strerror}") from None
         ip = tool("ip")
         if ip is None:
             raise Refused("tools", errno.ENOENT, "the lab needs `ip` from iproute2, which is not installed")
@@ -162,7 +170,10 @@ class Agent:
             with open(f"/proc/sys/net/ipv6/conf/{key}/disable_ipv6", "w") as f:
                 f.write("1")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            cookie = struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+            try:
+                cookie = struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+            except OSError:  # before Linux 5.14
+                cookie = None
         return {"inode": ns_inode(fd), "cookie": cookie}
 
     def op_exec(self, req: dict, fds: list) -> dict:

@@ -304,6 +304,7 @@ def record(mtus: tuple[int, ...] = (1400, 1500, 9000)) -> Path:
     }
     RECORDING.write_text(
         '"""The demo, recorded live (`python -m course.netlab record`): what demo() shows where no lab can be built."""\n\n'
+        '__all__ = ["RECORDING"]\n\n'
         f"RECORDING = {pprint.pformat(data, width=120, sort_dicts=True)}\n"
     )
     return RECORDING

@@ -80,6 +80,7 @@ def refusal(stage: str, err: int, detail: str, sysctls: dict[str, str | None] | 
     s = _sysctls() if sysctls is None else sysctls
     see = "; see README.md, 'The lab network' (notebooks show a recording instead)"
     name = os.strerror(err) if err else "failed"
+    detail = detail if name in detail else f"{detail} ({name})"
     if stage in ("unshare", "map"):
         if s.get("kernel.unprivileged_userns_clone") == "0":
             why = ("kernel.unprivileged_userns_clone is 0, which forbids user namespaces to ordinary users "
@@ -95,7 +96,7 @@ def refusal(stage: str, err: int, detail: str, sysctls: dict[str, str | None] | 
             why = "user namespaces are nested too deep here (32 levels at most)"
         else:
             why = "this kernel or sandbox does not let an ordinary user make a user and network namespace"
-        return f"no lab network here: {detail} ({name}): {why}{see}"
+        return f"no lab network here: {detail}: {why}{see}"
     if stage in ("lo", "veth"):
         if s.get("kernel.apparmor_restrict_unprivileged_userns") == "1":
             why = ("Ubuntu's AppArmor lets an ordinary program make a user namespace but not use it "
@@ -103,7 +104,10 @@ def refusal(stage: str, err: int, detail: str, sysctls: dict[str, str | None] | 
                    "with 'userns,' or, as root, sysctl -w kernel.apparmor_restrict_unprivileged_userns=0")
         else:
             why = "the new namespace refuses network configuration (a security module or a container's policy)"
-        return f"no lab network here: {detail} ({name}): {why}{see}"
+        return f"no lab network here: {detail}: {why}{see}"
+    if stage == "sysctl":
+        return (f"no lab network here: {detail}: /proc/sys is read-only here, as a container mounts it "
+                f"(docker run --security-opt systempaths=unconfined, or a virtual machine){see}")
     if stage == "tools":
         return f"no lab network here: {detail} (Debian/Ubuntu: apt-get install iproute2){see}"
     return f"no lab network here: {detail}{see}"
@@ -597,7 +601,7 @@ class Lab:
         link = Link(self, a, b, ends[0], ends[1], mtu)
         for host, iface, address in ((a, ends[0], a_address), (b, ends[1], b_address)):
             host.interfaces[iface] = []
-            batch = [f"link set dev {iface} mtu {mtu} gso_max_segs 1"]
+            batch = [f"link set dev {iface} mtu {mtu}"]
             if address:
                 address = _check_address(address)
                 batch.append(f"address add {address} dev {iface}")
@@ -605,6 +609,9 @@ class Lab:
             batch.append(f"link set dev {iface} up")
             self._call("offload", host=host.name, iface=iface)
             self._exec(host.name, ["ip", "-batch", "-"], input="\n".join(batch) + "\n")
+            # one segment per packet from TCP itself; where this kernel cannot change it, the checksum
+            # offload turned off above already makes the kernel cut segments before they leave
+            self._exec(host.name, ["ip", "link", "set", "dev", iface, "gso_max_segs", "1"], check=False)
         self.links.append(link)
         if rate is not None:
             link.set_rate(rate)

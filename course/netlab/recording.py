@@ -1,44 +1,46 @@
 """The demo, recorded live (`python -m course.netlab record`): what demo() shows where no lab can be built."""
 
+__all__ = ["RECORDING"]
+
 RECORDING = {'how': 'python -m course.netlab record: course.netlab.demo.run for each MTU, live, as an ordinary user',
  'kernel': '6.18.44-fc-v1045',
- 'recorded': '2026-12-01 13:09 UTC',
+ 'recorded': '2026-12-01 13:14 UTC',
  'runs': {'1400': {'fragments': 3,
-                   'frames_captured': 55,
+                   'frames_captured': 35,
                    'handshake': ['SYN', 'SYN+ACK', 'ACK'],
                    'kernel_retransmissions': 1,
                    'lost_by_the_link': 1,
                    'mss': 1360,
                    'mtu': 1400,
-                   'nat': {'conntrack': 'udp 192.168.1.2:6789 -> 198.51.100.10:42482, replies 198.51.100.10:42482 -> '
+                   'nat': {'conntrack': 'udp 192.168.1.2:6789 -> 198.51.100.10:60116, replies 198.51.100.10:60116 -> '
                                         '203.0.113.1:6789',
                            'conntrack_reply_to': '203.0.113.1:6789',
                            'private': '192.168.1.2:6789',
                            'seen_by_server': '203.0.113.1:6789'},
                    'retransmissions': 1},
           '1500': {'fragments': 3,
-                   'frames_captured': 55,
+                   'frames_captured': 35,
                    'handshake': ['SYN', 'SYN+ACK', 'ACK'],
                    'kernel_retransmissions': 1,
                    'lost_by_the_link': 1,
                    'mss': 1460,
                    'mtu': 1500,
-                   'nat': {'conntrack': 'udp 192.168.1.2:6789 -> 198.51.100.10:47180, replies 198.51.100.10:47180 -> '
+                   'nat': {'conntrack': 'udp 192.168.1.2:6789 -> 198.51.100.10:43559, replies 198.51.100.10:43559 -> '
                                         '203.0.113.1:6789',
                            'conntrack_reply_to': '203.0.113.1:6789',
                            'private': '192.168.1.2:6789',
                            'seen_by_server': '203.0.113.1:6789'},
                    'retransmissions': 1},
           '9000': {'fragments': 1,
-                   'frames_captured': 48,
+                   'frames_captured': 33,
                    'handshake': ['SYN', 'SYN+ACK', 'ACK'],
-                   'kernel_retransmissions': 2,
+                   'kernel_retransmissions': 1,
                    'lost_by_the_link': 1,
                    'mss': 8960,
                    'mtu': 9000,
-                   'nat': {'conntrack': 'udp 192.168.1.2:6789 -> 198.51.100.10:54732, replies 198.51.100.10:54732 -> '
+                   'nat': {'conntrack': 'udp 192.168.1.2:6789 -> 198.51.100.10:38422, replies 198.51.100.10:38422 -> '
                                         '203.0.113.1:6789',
                            'conntrack_reply_to': '203.0.113.1:6789',
                            'private': '192.168.1.2:6789',
                            'seen_by_server': '203.0.113.1:6789'},
-                   'retransmissions': 2}}}
+                   'retransmissions': 1}}}

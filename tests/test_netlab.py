@@ -407,9 +407,23 @@ NOTHING_LEFT = """
         listener.listen()
         return [srv, listener], {h.inode for h in net.hosts.values()}
 
+    def interrupted(net):
+        # a cell interrupted (Ctrl-C, Jupyter's stop button) while a run() child works: SIGINT
+        import signal, threading
+        from course.deadline import wait_for
+        def interrupt():
+            wait_for(lambda: net._children, 10, "the run() child never started")
+            os.kill(os.getpid(), signal.SIGINT)
+        t = threading.Thread(target=interrupt)
+        t.start()
+        try:
+            net.host("home").run(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).recv(1), timeout=60)
+        finally:
+            t.join(10)
+
     fds_before = sorted(os.listdir("/proc/self/fd"))
     rows = []
-    for how in ("normal", "exception", "setup fails", "again"):
+    for how in ("normal", "exception", "setup fails", "interrupted", "again"):
         net = home_network() if how != "setup fails" else Lab(lambda n: (n.add_host("a"), n.add_host("b"), 1 / 0))
         inodes, sockets = set(), []
         try:
@@ -419,7 +433,10 @@ NOTHING_LEFT = """
                 sockets, inodes = use(net)
                 if how == "exception":
                     raise KeyError("inside the block")
-        except (KeyError, ZeroDivisionError):
+                if how == "interrupted":
+                    interrupted(net)
+                    raise AssertionError("the run() should have been interrupted")
+        except (KeyError, ZeroDivisionError, KeyboardInterrupt):
             pass
         inodes |= {h.inode for h in net.hosts.values()}
         gc.collect()
@@ -429,10 +446,10 @@ NOTHING_LEFT = """
 """
 
 
-def test_nothing_is_left_after_a_normal_exit_an_exception_or_a_failed_setup(as_user):
+def test_nothing_is_left_after_a_normal_exit_an_exception_a_failed_setup_or_an_interrupted_cell(as_user):
     _, results = as_user.run(NOTHING_LEFT)
     report = results[0]
-    assert [row["how"] for row in report["rows"]] == ["normal", "exception", "setup fails", "again"]
+    assert [row["how"] for row in report["rows"]] == ["normal", "exception", "setup fails", "interrupted", "again"]
     for row in report["rows"]:
         assert len(row["inodes"]) == (2 if row["how"] == "setup fails" else 3)
         assert row["left"] == [], f"{row['how']}: the owner still holds {row['left']}"
@@ -777,7 +794,7 @@ def test_links_have_a_rate_and_a_loss_and_a_router_drops(as_user):
 
 RUN = """
     import socket
-    from course.errors import YourCodeError
+    from course.errors import SetupError, YourCodeError
     from course.netlab import home_network
 
     def learner_client(address):
@@ -807,13 +824,16 @@ RUN = """
         t.start()
         answer = net.host("home").run(learner_client, srv.getsockname())
         t.join(10)
+        def uses_the_lab():
+            return net.host("server").socket()
         errors = []
-        for fn in (hangs, fails):
+        for fn in (hangs, fails, uses_the_lab):
             try:
                 net.host("home").run(fn, timeout=1.0)
-            except YourCodeError as exc:
+            except (YourCodeError, SetupError) as exc:
                 errors.append(str(exc))
-    report({"answer": answer, "seen": seen[0], "errors": errors})
+        still = net.host("home").run(lambda: "the lab still answers")
+    report({"answer": answer, "seen": seen[0], "errors": errors, "still": still})
 """
 
 
@@ -823,3 +843,5 @@ def test_a_learner_function_runs_inside_a_lab_host(as_user):
     assert r["answer"] == "PING" and r["seen"][0] == "203.0.113.1"
     assert "hangs() did not return within 1.0 s in lab host 'home'" in r["errors"][0]
     assert r["errors"][1] == "the learner's own error"
+    assert r["errors"][2].startswith("inside net.host('home').run(fn), fn is already in 'home'")
+    assert r["still"] == "the lab still answers"

@@ -138,7 +138,7 @@ class _Peer:
         return self.result
 
 
-def _nat_demo(net: Lab, timeout: float) -> dict:
+def _nat_demo(net: Lab, timeout: float, nat: bool) -> dict:
     home, router, server = net.host("home"), net.host("router"), net.host("server")
     with server.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv, home.socket(socket.AF_INET, socket.SOCK_DGRAM) as cli:
         srv.bind((SERVER, 0))
@@ -149,8 +149,15 @@ def _nat_demo(net: Lab, timeout: float) -> dict:
             data, seen = srv.recvfrom(2048)
         except TimeoutError:
             raise PeerError(f"the server {SERVER} got nothing from {HOME}:{PRIVATE_PORT} within {timeout} s") from None
-        entries = [e for e in router.conntrack() if e.proto == "udp" and e.original[0] == (HOME, PRIVATE_PORT)]
+        try:
+            table = router.conntrack()
+        except SetupError:  # neither the conntrack tool nor /proc/net/nf_conntrack: the NAT is shown all the same
+            table = None
+        entries = [e for e in table or () if e.proto == "udp" and e.original[0] == (HOME, PRIVATE_PORT)]
     result = {"private": f"{HOME}:{PRIVATE_PORT}", "seen_by_server": f"{seen[0]}:{seen[1]}"}
+    if nat and table is not None and not entries:
+        raise PeerError(f"the router translated {HOME}:{PRIVATE_PORT} to {seen[0]}:{seen[1]}, but its conntrack table has no "
+                        f"entry for it: {table}")
     if entries:
         (rsrc, rdst) = entries[0].reply
         result["conntrack"] = str(entries[0])
@@ -230,7 +237,7 @@ def run(mtu: int = 1500, *, nat: bool = True, loss: bool = True, pcap: str | Non
     with home_network(mtu=mtu, nat=nat, timeout=timeout) as net:
         built = time.monotonic() - started
         with net.host("home").capture("eth0") as cap:
-            nat_result = _nat_demo(net, timeout)
+            nat_result = _nat_demo(net, timeout, nat)
             if loss:
                 net.links[0].set_loss(Loss.packet(3, of="tcp-data"), toward="router")
             tcp = _tcp_demo(net, timeout)

@@ -418,7 +418,10 @@ class Lab:
     """A lab network: `with Lab() as net:` starts the agent (SetupError, in one line, where this
     machine refuses user namespaces), then add hosts and links; leaving the block closes every
     socket the lab handed out and ends the agent, which takes every namespace, interface and
-    rule with it. `setup(net)`, if given, builds the topology on entry (see home_network)."""
+    rule with it. `setup(net)`, if given, builds the topology on entry (see home_network).
+
+    The agent ends when the thread that started the lab ends (PR_SET_PDEATHSIG): start a lab in
+    the thread that uses it (a notebook's cells all run in one)."""
 
     def __init__(self, setup: Callable[["Lab"], None] | None = None, *, timeout: float = 10.0):
         self.timeout = timeout
@@ -437,7 +440,7 @@ class Lab:
         self._nsfds: dict[str, tuple[int, int]] = {}  # host -> (user ns fd, net ns fd), for run()
         self._children: set[int] = set()
         self._finalizer = None
-        self._interfaces_made = 0
+        self._inside: str | None = None  # set in a run() child: the host it runs in
 
     # -- life ----------------------------------------------------------------------------------
     def __enter__(self) -> "Lab":
@@ -520,6 +523,9 @@ class Lab:
 
     # -- the agent -----------------------------------------------------------------------------
     def _call(self, op: str, nfds: int = 0, wait: float | None = None, **req) -> tuple[dict, list[int]]:
+        if self._inside is not None:  # a run() child: the agent's socket is the owner's, not ours
+            raise SetupError(f"inside net.host({self._inside!r}).run(fn), fn is already in {self._inside!r}: make its sockets "
+                             f"with socket.socket(), and leave the lab's own calls to the code outside fn")
         if self.closed or self._ctl is None:
             raise SetupError("this lab is closed (or was never started): build a new one with `with Lab() as net:`")
         wait = wait if wait is not None else self.timeout
@@ -652,6 +658,7 @@ class Lab:
                 if here != host.inode:
                     raise SetupError(f"the process for {name}() is in net:[{here}], not in lab host {host.name!r} "
                                      f"(net:[{host.inode}]): it did not run, and sent nothing")
+                self._inside = host.name
                 sys.stdout = sys.stderr = printed
                 outcome = ("value", fn(*args, **kwargs))
             except BaseException as exc:  # noqa: BLE001 - everything goes back to the owner

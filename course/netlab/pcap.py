@@ -307,7 +307,10 @@ def tcp_segments(frames: list[Frame], server: tuple[str, int] | None = None):
         p = parse_packet(fr)
         if p is None or p.proto != 6 or p.fragment:
             continue
-        seg = parse_ipv4_tcp(fr.data[14:])
+        try:
+            seg = parse_ipv4_tcp(fr.data[14:])
+        except ValueError:  # cut short (a frame longer than the ring's slot) or malformed
+            continue
         if client is None:
             if seg["flags"] == "SYN" and (server is None or seg["dst"] == server):
                 client, peer = seg["src"], seg["dst"]

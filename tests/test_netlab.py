@@ -274,12 +274,16 @@ def as_user():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def holders(inodes: set[int]) -> list[str]:
-    """Processes that are in, or hold a descriptor of, any of these network namespaces."""
+def holders(inodes: set[int], uid: int) -> list[str]:
+    """Processes of `uid` that are in, or hold a descriptor of, any of these network namespaces.
+    Only that uid's: the kernel reuses a freed namespace's inode number, and another test running
+    at the same time (another uid) may well have a lab with it by now."""
     found = []
     names = {f"net:[{i}]" for i in inodes}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
+            if proc.stat().st_uid != uid:
+                continue
             if os.readlink(proc / "ns" / "net") in names:
                 found.append(f"{proc.name} is in it")
             for fd in (proc / "fd").iterdir():
@@ -455,7 +459,7 @@ def test_nothing_is_left_after_a_normal_exit_an_exception_a_failed_setup_or_an_i
         assert row["left"] == [], f"{row['how']}: the owner still holds {row['left']}"
         assert row["closed"] and row["children"] == [], row
         if os.geteuid() == 0:
-            assert holders(set(row["inodes"])) == []
+            assert holders(set(row["inodes"]), as_user.uid) == []
     assert report["fds_same"], "running labs one after another left descriptors open"
 
 
@@ -470,13 +474,13 @@ def test_a_killed_owner_takes_its_lab_with_it(as_user):
         report = read_result(proc, 60)
         inodes = set(report["inodes"])
         if os.geteuid() == 0:
-            assert holders(inodes), "the lab should be alive while its owner is"
+            assert holders(inodes, as_user.uid), "the lab should be alive while its owner is"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         wait_for(lambda: not Path(f"/proc/{report['agent']}").exists() or _zombie_or_other(report["agent"]), 15,
                  f"the agent {report['agent']} outlived its killed owner")
         if os.geteuid() == 0:
-            wait_for(lambda: not holders(inodes), 15, lambda: f"something still holds the lab: {holders(inodes)}")
+            wait_for(lambda: not holders(inodes, as_user.uid), 15, lambda: f"something still holds the lab: {holders(inodes, as_user.uid)}")
     finally:
         if proc.poll() is None:
             proc.kill()

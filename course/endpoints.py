@@ -159,6 +159,12 @@ def http_reply(status: int = 200, body: bytes = b"", *, reason: str = "", length
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
 
+def _ends_headers(request: bytes) -> bool:
+    """The empty line that ends a request's headers has arrived (a client that ends its lines in
+    b"\\n" alone is answered too, so that a check can tell it what it sent)."""
+    return b"\r\n\r\n" in request or b"\n\n" in request
+
+
 class HttpReplyServer(TcpServer):
     """Reads one HTTP request (up to the blank line that ends its headers), records it as
     ("request", bytes), then sends `parts` one by one, each once the client has read the previous one
@@ -171,13 +177,13 @@ class HttpReplyServer(TcpServer):
 
     def handle_connection(self, conn: socket.socket, addr: Address) -> None:
         request = b""
-        while b"\r\n\r\n" not in request and len(request) < 65536:
+        while not _ends_headers(request) and len(request) < 65536:
             data = self.recv_or_stop(conn)
             if not data:
                 break
             request += data
         self.record("request", request)
-        if b"\r\n\r\n" not in request:
+        if not _ends_headers(request):
             return
         for i, part in enumerate(self.parts):
             conn.sendall(part)

@@ -12,10 +12,12 @@ of sending a DNS query off the machine.
 from __future__ import annotations
 
 import array
+import gc
 import random
 import selectors
 import socket
 import threading
+import warnings
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
@@ -25,7 +27,7 @@ from course.deadline import Deadline
 from course.endpoints import HttpReplyServer, StaticResolver, http_reply, listening, refusing, silent
 from course.errors import YourCodeError
 from course.serving import format_address
-from course.tcp import ReferenceClient, SilentServer
+from course.tcp import ReferenceClient, SilentServer, wait_until_peer_read
 
 __all__ = [
     "check_connect_any",
@@ -68,6 +70,21 @@ def numeric_names_only() -> Iterator[None]:
         socket.getaddrinfo = real
 
 
+@contextmanager
+def sockets_closed_by_the_code(call: str) -> Iterator[None]:
+    """Fail if a socket made in the block was garbage-collected without close(). CPython then closes
+    it itself and says so with a ResourceWarning ('unclosed <socket.socket ...>'): a socket whose
+    name was rebound in a loop is gone from /proc at once, so no_leaked_sockets cannot see it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
+    if unclosed:
+        raise YourCodeError(f"{call} left {len(unclosed)} socket(s) for the garbage collector to close "
+                            f"({unclosed[0][:120]}); close the socket of every attempt that failed")
+
+
 # ----------------------------------------------------------------------------------------------
 # connect_any
 # ----------------------------------------------------------------------------------------------
@@ -97,7 +114,7 @@ def _connect_case(connect_any: Callable, host: str, port: int, listener: socket.
                   resolve: Callable | None = None, timeout: float = 2.0, deadline: float = 4.0) -> dict:
     kwargs = {} if resolve is None else {"resolve": resolve}
     call = describe_call("connect_any", (host, port, timeout), {"resolve": "<the check's resolver>"} if resolve else {})
-    with no_leaked_sockets(call), numeric_names_only():
+    with no_leaked_sockets(call), numeric_names_only(), sockets_closed_by_the_code(call):
         try:
             sock = call_with_deadline(connect_any, host, port, timeout, timeout=deadline, name="connect_any", **kwargs)
         except (NotImplementedError, YourCodeError):
@@ -167,7 +184,7 @@ def check_connect_any_hard(connect_any: Callable) -> None:
     with refusing("::1") as a, refusing("127.0.0.1") as b:
         resolve = StaticResolver({NAME: [a, b]})
         call = describe_call("connect_any", (NAME, 80, 1.0), {"resolve": "<the check's resolver>"})
-        with no_leaked_sockets(call), numeric_names_only():
+        with no_leaked_sockets(call), numeric_names_only(), sockets_closed_by_the_code(call):
             try:
                 got = call_with_deadline(connect_any, NAME, 80, 1.0, timeout=3.0, name="connect_any", resolve=resolve)
             except (NotImplementedError, YourCodeError):
@@ -421,12 +438,19 @@ def check_echo_buffered_hard(serve: Callable) -> None:
                 _echo_exactly(c, d, f"client {i + 1} of 5")
         big = array.array("I", range(256 * 1024)).tobytes()  # 1 MB, every 4 bytes a counter
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
-            s.settimeout(2.0)
+            s.settimeout(5.0)
             s.connect(server.address)
-            sender = threading.Thread(target=_send_then_finish, args=(s, big), name="check-sender", daemon=True)
-            sender.start()
-            sender.join(5.0)  # the server reads everything: its limit is 16 MB
+            try:
+                s.sendall(big)  # the server reads all of it (its limit is 16 MB) but cannot send it back yet
+                s.shutdown(socket.SHUT_WR)
+            except TimeoutError:
+                raise YourCodeError(f"a client could not send 1 MB to your server within 5 s although limit=16 MB; read "
+                                    f"from a connection while its output buffer holds fewer than limit bytes") from None
+            if not wait_until_peer_read(s, 5.0):
+                raise YourCodeError("your server did not read the last bytes of a client that sent 1 MB and closed its "
+                                    "side within 5 s, with limit=16 MB; keep reading while there is room")
             got = _read_to_end(s, server, "the client that half-closed")
             if got != big:
                 raise YourCodeError(f"a client sent {len(big)} bytes and closed its side (shutdown SHUT_WR) before reading; it "
@@ -440,14 +464,6 @@ def check_echo_buffered_hard(serve: Callable) -> None:
             _echo_exactly(c, b"still there?", "a client after the reset")
             server.stop(while_connected="a client was connected")
     record_evidence("echo_buffered_hard", five_clients=True, flushed_before_close=True, survived_reset=True)
-
-
-def _send_then_finish(sock: socket.socket, data: bytes) -> None:
-    try:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass  # the server closed early: the reader reports it
 
 
 def _read_to_end(sock: socket.socket, server: _Server, who: str, timeout: float = 2.0) -> bytes:
@@ -518,13 +534,36 @@ def _slow_reader_round(server: _Server, readers: int, fast: int, seed: int) -> N
                         f"what the kernel takes now (non-blocking) and keep the rest for EVENT_WRITE")
         for i, s in enumerate(slow):
             s.setblocking(True)
-            s.settimeout(2.0)
-            s.shutdown(socket.SHUT_WR)
-            got = _read_to_end(s, server, f"slow reader {i + 1}")
+            got = _read_exactly(s, sent[i], server, f"slow reader {i + 1}")
             if got != payload[:sent[i]]:
-                raise YourCodeError(f"slow reader {i + 1} sent {sent[i]} bytes, then read its echo: {len(got)} bytes"
-                                    f"{', different ones' if len(got) == sent[i] else ''}; keep every byte in the "
-                                    f"connection's output buffer until send() has taken it")
+                raise YourCodeError(f"slow reader {i + 1} sent {sent[i]} bytes, then read its echo: {len(got)} bytes, "
+                                    f"not the same ones; keep every byte in the connection's output buffer until "
+                                    f"send() has taken it")
+
+
+def _read_exactly(sock: socket.socket, n: int, server: _Server, who: str, timeout: float = 2.0) -> bytes:
+    """n bytes from `sock`, with a deadline that starts again after each piece that arrives."""
+    chunks, got = [], 0
+    sock.settimeout(0.05)
+    deadline = Deadline(timeout)
+    while got < n and not deadline.expired():
+        server.watch()
+        try:
+            data = sock.recv(min(65536, n - got))
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+        got += len(data)
+        deadline = Deadline(timeout)
+    if got < n:
+        raise YourCodeError(f"{who} sent {n} bytes and read back only {got} (then nothing for {timeout} s, or the "
+                            f"close) from your server at {server.where}; once the client reads again, send the rest "
+                            f"of its output buffer (EVENT_WRITE) and read from it again")
+    return b"".join(chunks)
 
 
 def check_slow_reader(serve: Callable) -> None:

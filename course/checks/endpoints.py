@@ -569,7 +569,7 @@ def _read_exactly(sock: socket.socket, n: int, server: _Server, who: str, timeou
 def check_slow_reader(serve: Callable) -> None:
     """Visible: a client writes 8 MB and reads nothing: the server must stop reading from it (the
     client's sends stall), must still echo to a fast client meanwhile, and the slow reader must
-    then get back exactly what it sent, then the close."""
+    then read back exactly what it sent."""
     with _Server(serve, 32 * 1024) as server:
         _slow_reader_round(server, readers=1, fast=1, seed=31)
         server.stop(while_connected="no client was connected")

@@ -6,10 +6,11 @@ carries many requests over one connection (seed 001, "长连接和短连接"; se
 server). This module gives assignment 07 its reference peers and its measurements:
 
 - `IdleTimeoutServer` (CLI name `idle-echo`): a newline-delimited request/response server (echo,
-  or seed 002's JSON sum `{"A":7,"B":4}` -> `{"Sum":11}`) that closes a connection idle for more
-  than `idle_timeout` seconds (seed 002's 30 s read deadline, made short and configurable) and
-  refuses more than `max_per_client` open connections from one client IP (seed 001's advice) with
-  one line `ERROR too many connections from <ip> (limit <n>)`.
+  or seed 002's JSON sum `{"A":7,"B":4}` -> `{"Sum":11}` as course.sumproto answers it, a bad
+  request `{"Error":"..."}`) that closes a connection idle for more than `idle_timeout` seconds
+  (seed 002's 30 s read deadline, made short and configurable) and refuses more than
+  `max_per_client` open connections from one client IP (seed 001's advice) with one line
+  `ERROR too many connections from <ip> (limit <n>)`.
 - Measurements, returning plain data: `compare_short_long` (per-request latencies, medians,
   ratio), `count_time_wait` and `time_wait_remaining` (TIME_WAIT sockets and their timers, read
   from /proc/net/tcp: Linux holds TIME_WAIT for a fixed 60 s, TCP_TIMEWAIT_LEN in
@@ -23,7 +24,6 @@ server). This module gives assignment 07 its reference peers and its measurement
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import statistics
@@ -32,6 +32,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from course import sumproto
 from course.checks import forward_moved_checks
 from course.deadline import Deadline, wait_for
 from course.errors import PeerError, SetupError
@@ -129,12 +130,10 @@ def exchange(sock: socket.socket, line: bytes) -> bytes:
 # The reference server
 # ----------------------------------------------------------------------------------------------
 def json_sum(line: bytes) -> bytes:
-    """Seed 002's protocol: b'{"A":7,"B":4}' -> b'{"Sum":11}'; a malformed request gets an ERROR line."""
-    try:
-        request = json.loads(line)
-        return json.dumps({"Sum": int(request["A"]) + int(request["B"])}, separators=(",", ":")).encode()
-    except (ValueError, KeyError, TypeError):
-        return b"ERROR expected a JSON object like {\"A\":7,\"B\":4}"
+    """Seed 002's sum as the course speaks it (course.sumproto, the "course" dialect, no ids, as
+    assignment 04's TCP lines): b'{"A":7,"B":4}' -> b'{"Sum":11}'; a request that is not a JSON
+    object with integers "A" and "B" (b'{"A":"7","B":4}' included) gets b'{"Error":"<what is wrong>"}'."""
+    return sumproto.answer(line, ids=False)
 
 
 @register("idle-echo")

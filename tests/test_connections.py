@@ -12,7 +12,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from course import checks, connections as cx, kernel
+from course import checks, connections as cx, kernel, sumproto
 from course.checks import connections as check
 from course.cli import load_peers
 from course.deadline import wait_for
@@ -77,7 +77,12 @@ def test_server_echoes_lines_and_answers_seed_002_sums():
             assert cx.exchange(a, b"hello") == b"hello"
             assert cx.exchange(a, b"") == b""
             assert cx.exchange(b, b'{"A":7,"B":4}') == b'{"Sum":11}'
-            assert cx.exchange(b, b"not json").startswith(b"ERROR")
+            assert cx.exchange(b, b'{"id":1,"A":-2,"B":4}') == b'{"Sum":2}'  # 04's TCP lines: no id copied
+            # a bad request gets course.sumproto's compact error object, the same as sumproto.answer gives
+            bad = cx.exchange(b, b"not json")
+            assert bad.startswith(b'{"Error":"the request is not JSON: ') and bad == sumproto.answer(b"not json")
+            assert cx.exchange(b, b'{"A":"7","B":4}') == b'{"Error":"A must be an integer, got \\"7\\" (a string)"}'
+            assert cx.exchange(b, b'{"A":7}') == b'{"Error":"the request has no \\"B\\"; a request is {\\"A\\":7,\\"B\\":4}"}'
         assert echo.events_of("recv")[0][2] == b"hello"
 
 

@@ -24,7 +24,9 @@ Dialects (the `dialect` parameter of every function):
   wraps around as Go's 64-bit int does. `{"A":"7","B":4}` is answered `{"Sum":4}`, `hello` `{"Sum":0}`.
 
 `answer(data, dialect)` is what a peer calls: the reply payload (JSON bytes, without framing) to one
-message. `frame()` and `split_messages()` add and remove the framing of a byte stream.
+message. `frame()` and `split_messages()` add and remove the framing of a byte stream. `decode()` and
+`decode_object()` read a message as anyone may have written it (spaces or none), before the rules:
+what a check does with a learner's request or reply, to say what is wrong with it.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ __all__ = [
     "Request",
     "BadRequest",
     "encode",
+    "decode",
+    "decode_object",
     "request",
     "parse_request",
     "reply",
@@ -82,13 +86,15 @@ class Request(NamedTuple):
 
 class BadRequest(ValueError):
     """A request the "course" dialect refuses. `kind` is one of KINDS; `id` is the request's id when
-    it was an object with one (the error reply copies it); str() is the sentence for the reply."""
+    it was an object with one (the error reply copies it); `keys` names the fields at fault ("missing":
+    the absent ones; "not-integer": every one of "A", "B" that is not an integer, although the
+    sentence names the first); str() is the sentence for the reply."""
 
     KINDS = ("not-utf8", "not-json", "not-object", "missing", "not-integer")
 
-    def __init__(self, kind: str, message: str, id: Any = NO_ID):
+    def __init__(self, kind: str, message: str, id: Any = NO_ID, keys: tuple[str, ...] = ()):
         super().__init__(message)
-        self.kind, self.id = kind, id
+        self.kind, self.id, self.keys = kind, id, tuple(keys)
 
 
 def _check_dialect(dialect: str) -> None:
@@ -99,6 +105,22 @@ def _check_dialect(dialect: str) -> None:
 def encode(obj: Any) -> bytes:
     """Compact JSON in UTF-8, as Go's json.Marshal writes it: b'{"Sum":11}'."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def decode(data: bytes | str) -> Any:
+    """The JSON value of one message, however it is spaced: UTF-8 bytes (or str) to a Python value.
+    ValueError when it is not UTF-8 JSON (NaN and Infinity are not JSON, although Python writes them)."""
+    text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def decode_object(data: bytes | str) -> dict | None:
+    """The JSON object one message holds, or None when it holds none (not UTF-8, not JSON, not an object)."""
+    try:
+        value = decode(data)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def request(a: int, b: int, id: Any = NO_ID, dialect: str = "course") -> bytes:
@@ -152,12 +174,12 @@ def parse_request(data: bytes | str, dialect: str = "course") -> Request:
     missing = [k for k in ("A", "B") if k not in body]
     if missing:
         raise BadRequest("missing", f"the request has no {' and no '.join(json.dumps(k) for k in missing)}; "
-                                    f"a request is {EXAMPLE}", id)
-    for key in ("A", "B"):
-        value = body[key]
-        if type(value) is not int:  # bool is a subclass of int: excluded on purpose
-            raise BadRequest("not-integer", f"{key} must be an integer, got {json.dumps(value, ensure_ascii=False)[:40]} "
-                                            f"({_type_name(value)})", id)
+                                    f"a request is {EXAMPLE}", id, missing)
+    wrong = [k for k in ("A", "B") if type(body[k]) is not int]  # bool is a subclass of int: excluded on purpose
+    if wrong:
+        key, value = wrong[0], body[wrong[0]]
+        raise BadRequest("not-integer", f"{key} must be an integer, got {json.dumps(value, ensure_ascii=False)[:40]} "
+                                        f"({_type_name(value)})", id, wrong)
     return Request(body["A"], body["B"], id)
 
 
@@ -267,7 +289,7 @@ def answer(data: bytes | str, dialect: str = "course", *, ids: bool = True) -> b
 def parse_reply(data: bytes | str) -> dict:
     """The JSON object of one reply payload; PeerError when it is not one (a reply comes from a peer)."""
     try:
-        body = json.loads(data, parse_constant=_reject_constant)
+        body = decode(data)
     except ValueError as exc:
         raise PeerError(f"the sum server's reply {_snippet(data)} is not JSON ({exc}); it should be like "
                         '{"Sum":11}') from None

@@ -94,6 +94,39 @@ def test_parse_reply_accepts_a_reply_and_blames_the_peer_otherwise():
             sp.parse_reply(bad)
 
 
+def test_bad_request_names_the_fields_at_fault():
+    def keys(data):
+        with pytest.raises(BadRequest) as info:
+            sp.parse_request(data)
+        return info.value.kind, info.value.keys
+
+    assert keys(b'{"A":7}') == ("missing", ("B",))
+    assert keys(b'{"id":3}') == ("missing", ("A", "B"))
+    assert keys(b'{"A":"7","B":4}') == ("not-integer", ("A",))
+    assert keys(b'{"A":1.5,"B":2.5}') == ("not-integer", ("A", "B"))  # the sentence names A only
+    assert "B" not in str(pytest.raises(BadRequest, sp.parse_request, b'{"A":1.5,"B":2.5}').value)
+    assert keys(b"hello") == ("not-json", ()) and keys(b"[1]") == ("not-object", ())
+
+
+@pytest.mark.parametrize("data, value", [
+    (b'{"Sum": 11, "id": 1}', {"Sum": 11, "id": 1}),  # spaced as Python's json.dumps writes it
+    (b'{"Sum":11}', {"Sum": 11}),
+    ('{"id":"你"}', {"id": "你"}),
+    (b"[1, 2]", [1, 2]),
+    (b" 7 \n", 7),
+])
+def test_decode_reads_any_spacing(data, value):
+    assert sp.decode(data) == value
+    assert sp.decode_object(data) == (value if isinstance(value, dict) else None)
+
+
+@pytest.mark.parametrize("data", [b"hello", b"", b"\xff{}", b'{"Sum":NaN}', b'{"A":1,', b'{"A":Infinity}'])
+def test_decode_refuses_what_is_not_utf8_json(data):
+    with pytest.raises(ValueError):
+        sp.decode(data)
+    assert sp.decode_object(data) is None
+
+
 def test_framing_of_each_dialect():
     assert sp.frame(b'{"Sum":11}') == b'{"Sum":11}\n'
     assert sp.frame(b'{"Sum":11}', "seed002") == b'{"Sum":11}'

@@ -1,16 +1,18 @@
-"""UDP reference peers and the sum protocol they speak (notebook 03).
+"""UDP reference peers (notebook 03).
 
 All peers bind a loopback address on port 0 (see `course.serving`), serve from one thread, and
 record every datagram they receive and send in `events` as plain data.
 
-The sum protocol (seed 002's JSON request, carried over UDP): a request is one datagram holding a
-JSON object {"A": 7, "B": 4}, optionally with an "id" (any JSON value); the reply is one datagram
-{"Sum": 11}, with the request's "id" copied into it when there was one, so that a client can tell
-the reply to *this* request from a late or stray one (DNS does the same with its 16-bit id).
-A malformed request (bytes that are not UTF-8, text that is not JSON, JSON that is not an object, "A"
-or "B" missing or not an integer) gets {"Error": "<what is wrong>"}, with the request's "id" when it
-has a readable one; the checks accept an error reply with or without it. (Assignment 04's TCP
-protocol differs: requests are lines on one connection, answered in order, so it has no "id".)
+The sum protocol they speak is `course.sumproto` (dialect "course"), carried over UDP: a request is
+one datagram holding a JSON object {"A":7,"B":4}, optionally with an "id" (any JSON value); the reply
+is one datagram {"Sum":11}, with the request's "id" copied into it when there was one, so that a
+client can tell the reply to *this* request from a late or stray one (DNS does the same with its
+16-bit id). A malformed request (bytes that are not UTF-8, text that is not JSON, JSON that is not an
+object, "A" or "B" missing or not an integer) gets {"Error":"<what is wrong>"}, with the request's
+"id" when it has a readable one; the checks accept an error reply with or without it. Every JSON a
+peer here writes is compact, as Go's json.Marshal writes it. (Assignment 04's TCP protocol differs:
+requests are lines on one connection, answered in order, so it has no "id". Seed 002's own server,
+which has no id and no error reply, is `course.seed_peers.SeedUdpSumServer`.)
 
 Peers:
 - `UdpEchoServer` ("udp-echo"): sends every datagram back to its sender.
@@ -28,20 +30,17 @@ names `course.udp.check_*` still reach them, for notebooks of earlier releases.
 """
 from __future__ import annotations
 
-import json
 import queue
 import random
 import socket
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
+from course import sumproto
 from course.checks import forward_moved_checks
 from course.serving import Address, UdpServer, family_of, format_address, loopback_host, register
 
 __all__ = [
-    "sum_request",
-    "sum_reply",
-    "parse_reply",
     "UdpEchoServer",
     "UdpSumServer",
     "drops",
@@ -51,54 +50,6 @@ __all__ = [
     "recv_truncated",
     "datagram_diagram",
 ]
-
-# ----------------------------------------------------------------------------------------------
-# The sum protocol, without sockets
-# ----------------------------------------------------------------------------------------------
-
-
-def sum_request(a: int, b: int, id: Any = None) -> bytes:
-    """The request datagram for a + b: b'{"A": 7, "B": 4}', with "id" first when given."""
-    body = {} if id is None else {"id": id}
-    body.update({"A": a, "B": b})
-    return json.dumps(body).encode("utf-8")
-
-
-def sum_reply(data: bytes) -> bytes:
-    """The server's answer to one request datagram (the protocol in this module's docstring)."""
-    try:
-        request = json.loads(data.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return _error(f"not JSON: {data[:40]!r}")
-    if not isinstance(request, dict):
-        return _error(f"not a JSON object: {data[:40]!r}")
-    missing = [k for k in ("A", "B") if k not in request]
-    if missing:
-        return _error(f"missing {' and '.join(missing)}", request)
-    bad = [k for k in ("A", "B") if type(request[k]) is not int]
-    if bad:
-        return _error(f"{' and '.join(bad)} must be integers", request)
-    reply = {"Sum": request["A"] + request["B"]}
-    if "id" in request:
-        reply["id"] = request["id"]
-    return json.dumps(reply).encode("utf-8")
-
-
-def _error(message: str, request: dict | None = None) -> bytes:
-    reply: dict[str, Any] = {"Error": message}
-    if request is not None and "id" in request:
-        reply["id"] = request["id"]
-    return json.dumps(reply).encode("utf-8")
-
-
-def parse_reply(data: bytes) -> dict | None:
-    """The JSON object in a reply datagram, or None if it is not one."""
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
 
 # ----------------------------------------------------------------------------------------------
 # Reference peers
@@ -130,10 +81,14 @@ class UdpEchoServer(_UdpPeer):
 
 @register("udp-sum")
 class UdpSumServer(_UdpPeer):
-    """Answers seed 002's JSON sum over UDP: {"A":7,"B":4} -> {"Sum":11} (and {"Error": ...})."""
+    """Answers seed 002's JSON sum over UDP: {"A":7,"B":4} -> {"Sum":11} (and {"Error":...}), the
+    request's "id" copied (`course.sumproto.answer`)."""
 
     def handle_datagram(self, data: bytes, addr: Address) -> None:
-        self.sendto(sum_reply(data), addr)
+        self.sendto(sumproto.answer(data), addr)
+
+
+_CHATTER = sumproto.reply(0, id="stray")  # what a chattering LossyUdpServer sends: no client's reply
 
 
 def drops(index: int, drop: Iterable[int] | str = (), every: int | None = None, fraction: float = 0.0, seed: int = 0) -> bool:
@@ -161,7 +116,7 @@ class LossyUdpServer(_UdpPeer):
     stray: before each real reply, send two wrong ones: the same reply from another address
     (the `decoy`, on `stray_host`) and one with another "id" from this server's own address;
     chatter: every `chatter` seconds, from the first request on until it stops, send every client
-    one more stray datagram, {"id": "stray", "Sum": 0} from the decoy's address (no client can take
+    one more stray datagram, {"Sum":0,"id":"stray"} from the decoy's address (no client can take
     it for its reply): a client that restarts its wait for each datagram never times out.
     `received`, `dropped` and `chattered` (how many chatter datagrams went out) say what happened,
     as plain data.
@@ -187,7 +142,7 @@ class LossyUdpServer(_UdpPeer):
         self.drop = drop if drop == "all" else sorted(set(drop or ()))
         self.every, self.fraction, self.seed = every, fraction, seed
         if answer == "sum":
-            self.answer = sum_reply
+            self.answer = sumproto.answer
         elif answer == "echo":
             self.answer = bytes
         elif callable(answer):
@@ -216,7 +171,7 @@ class LossyUdpServer(_UdpPeer):
         while not self._stop.wait(self.chatter):
             for addr in list(self._clients):
                 try:
-                    self.decoy.sendto(b'{"id": "stray", "Sum": 0}', addr)
+                    self.decoy.sendto(_CHATTER, addr)
                 except OSError:
                     if self.stopping:
                         return
@@ -240,7 +195,7 @@ class LossyUdpServer(_UdpPeer):
     def _send_strays(self, reply: bytes, addr: Address) -> None:
         """A late reply to another request (another id, from our address), then a forged reply
         (the right id, a wrong sum, from the decoy's address); both carry a wrong "Sum"."""
-        body = parse_reply(reply)
+        body = sumproto.decode_object(reply)
         if body is None:
             return
         rid = body.get("id")
@@ -248,8 +203,8 @@ class LossyUdpServer(_UdpPeer):
         forged = dict(body)
         if "Sum" in body:
             stale["Sum"], forged["Sum"] = body["Sum"] + 1000, body["Sum"] + 1
-        self.sendto(json.dumps(stale).encode("utf-8"), addr)
-        forged_bytes = json.dumps(forged).encode("utf-8")
+        self.sendto(sumproto.encode(stale), addr)
+        forged_bytes = sumproto.encode(forged)
         self.sendto(forged_bytes, addr, sock=self.decoy)
         self.record("stray", format_address(addr), forged_bytes)
 

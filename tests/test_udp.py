@@ -1,5 +1,5 @@
-"""course.udp: the sum protocol, the reference peers on real loopback sockets; course.checks.udp: the
-checks of notebook 03 (a correct learner solution passes with deterministic evidence; classic bugs fail
+"""course.udp: the reference peers on real loopback sockets, speaking course.sumproto; course.checks.udp:
+the checks of notebook 03 (a correct learner solution passes with deterministic evidence; classic bugs fail
 with the message that names them)."""
 import json
 import socket
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from course import checks
+from course import checks, sumproto
 from course import udp as udp_module
 from course.checks import udp as udp_checks
 from course.checks.runner import LearnerCall
@@ -33,11 +33,10 @@ from course.udp import (
     UdpSumServer,
     drops,
     nobody_listening,
-    parse_reply,
     recv_truncated,
-    sum_reply,
-    sum_request,
 )
+from course.sumproto import answer as sum_reply
+from course.sumproto import request as sum_request
 from autograder.samples.cases import load_cases, strip_solution_markers
 from registry_cases import case_replace, solution_cell_source
 
@@ -155,11 +154,13 @@ class ChatPeerWithoutClose(ChatPeer):
 
 
 # ----------------------------------------------------------------------------------------------
-# The sum protocol without sockets
+# The sum protocol without sockets (course.sumproto, tested in test_sumproto.py), as 03 uses it
 # ----------------------------------------------------------------------------------------------
-def test_sum_reply_follows_seed_002():
-    assert json.loads(sum_reply(b'{"A":7,"B":4}')) == {"Sum": 11}
-    assert json.loads(sum_reply(sum_request(7, 4, id=9))) == {"Sum": 11, "id": 9}
+def test_the_udp_protocol_is_sumproto_in_compact_json():
+    assert sum_reply(b'{"A":7,"B":4}') == b'{"Sum":11}'
+    assert sum_reply(sum_request(7, 4, id=9)) == b'{"Sum":11,"id":9}'
+    assert sum_request(7, 4, 9) == b'{"id":9,"A":7,"B":4}'
+    assert json.loads(sum_reply(b'{"id": "q1", "A": 1}')) == {"Error": 'the request has no "B"; a request is {"A":7,"B":4}', "id": "q1"}
 
 
 @pytest.mark.parametrize(
@@ -175,20 +176,17 @@ def test_sum_reply_follows_seed_002():
         (b'{"A": 1.5, "B": 2.5}', "A and B must be integers"),
     ],
 )
-def test_sum_reply_explains_a_malformed_request(data, says):
+def test_the_check_names_what_is_wrong_with_a_malformed_request_as_before(data, says):
+    assert udp_checks._what_is_wrong(data) == says
     reply = json.loads(sum_reply(data))
-    assert set(reply) <= {"Error", "id"} and says in reply["Error"]
-
-
-def test_error_replies_keep_the_id():
-    assert json.loads(sum_reply(b'{"id": "q1", "A": 1}')) == {"Error": "missing B", "id": "q1"}
+    assert set(reply) <= {"Error", "id"} and isinstance(reply["Error"], str)
 
 
 @given(st.integers(), st.integers(), st.one_of(st.none(), st.integers(), st.text(max_size=8)))
 def test_sum_reply_adds_and_copies_the_id(a, b, rid):
     reply = json.loads(sum_reply(sum_request(a, b, rid)))
-    assert reply["Sum"] == a + b
-    assert reply.get("id") == rid and (("id" in reply) == (rid is not None))
+    assert reply == {"Sum": a + b, "id": rid}  # null is an id too
+    assert json.loads(sum_reply(sum_request(a, b))) == {"Sum": a + b}
 
 
 def test_drops_by_index_every_nth_and_seeded_fraction():
@@ -218,7 +216,7 @@ def test_sum_server_answers_each_client_at_its_address():
     with UdpSumServer() as server, udp_socket("127.0.0.2") as one, udp_socket("127.0.0.3") as two:
         one.sendto(b'{"A":7,"B":4}', server.address)
         two.sendto(b"nonsense", server.address)
-        assert one.recvfrom(1024) == (b'{"Sum": 11}', server.address)
+        assert one.recvfrom(1024) == (b'{"Sum":11}', server.address)
         data, sender = two.recvfrom(1024)
         assert sender == server.address and "Error" in json.loads(data)
         assert [e[1] for e in server.events_of("recv")] == [format_address(one.getsockname()), format_address(two.getsockname())]
@@ -312,7 +310,7 @@ def test_chattering_server_sends_strays_from_the_decoy_until_it_stops():
         client.sendto(sum_request(1, 2, id=7), server.address)
         got = [client.recvfrom(1024) for _ in range(3)]
         wait_for(lambda: server.chattered >= 3, 2.0, "the server chattered less than it said")
-    assert {(data, sender[0]) for data, sender in got} == {(b'{"id": "stray", "Sum": 0}', "127.0.0.3")}
+    assert {(data, sender[0]) for data, sender in got} == {(b'{"Sum":0,"id":"stray"}', "127.0.0.3")}
     assert server.dropped == [0]
 
 
@@ -478,7 +476,7 @@ def test_correct_server_passes_every_case_with_the_same_evidence_twice():
 def test_every_malformed_kind_the_exercise_lists_has_a_case_followed_by_valid_requests():
     for case in MALFORMED_SERVER_CASES:
         _, plan, n, _ = udp_checks.SERVER_CASES[case]
-        kinds = [parse_reply(sum_reply(p)) for _, p in plan]
+        kinds = [sumproto.decode_object(sum_reply(p)) for _, p in plan]
         assert n == len(plan) and "Error" in kinds[0] and "Sum" in kinds[-1] and "Sum" in kinds[-2], case
     texts = [p for c in MALFORMED_SERVER_CASES for _, p in udp_checks.SERVER_CASES[c][1]]
     for kind in (b"[1, 2]", b"1.5", b'"7"', b"true", b"\xff", b"hello"):
@@ -528,7 +526,7 @@ def test_classic_server_bugs_fail_with_their_message(wrong, message):
     "wrong, case, message",
     [
         (serve_dying_on_arrays, "not an object", "raised AttributeError"),
-        (serve_accepting_floats, "not integers", "to the malformed request b'{\"id\": 71, \"A\": 1.5, \"B\": 2}' (A must be integers)"),
+        (serve_accepting_floats, "not integers", "to the malformed request b'{\"id\":71,\"A\":1.5,\"B\":2}' (A must be integers)"),
     ],
 )
 def test_malformed_request_bugs_fail_with_their_message(wrong, case, message):
@@ -619,6 +617,6 @@ def test_datagram_diagram_draws_what_the_server_saw():
     fig = udp_module.datagram_diagram(server)
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.texts if t.get_text()]  # the arrows are empty annotations
-    assert texts == ['{"id": 1, "A": 7, "B": 4}  (dropped)', '{"id": 1, "A": 7, "B": 4}', '{"Sum": 11, "id": 1}']
+    assert texts == ['{"id":1,"A":7,"B":4}  (dropped)', '{"id":1,"A":7,"B":4}', '{"Sum":11,"id":1}']
     assert [t.get_text() for t in ax.get_yticklabels()][0] == "0.0 ms"
     assert ax.get_xticklabels()[1].get_text() == f"server {server.where}"

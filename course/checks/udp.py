@@ -9,23 +9,23 @@
 
 Each runs the learner's code through `course.checks.runner.LearnerCall` with a deadline, fails with
 one sentence that says what to check, and records deterministic evidence (no ports, no timings).
-The peers and the sum protocol they use live in `course.udp`; this module imports them, never the
-reverse.
+The peers live in `course.udp` and the sum protocol in `course.sumproto`: the requests the checks
+send, the reference reply each is judged against, and the reading of what the learner sent all go
+through it. This module imports them, never the reverse.
 """
 from __future__ import annotations
 
-import json
 import socket
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
+from course import sumproto
 from course.checks import no_leaked_sockets, record_evidence
 from course.checks.runner import LearnerCall, describe_call
 from course.deadline import Deadline, wait_for
 from course.errors import YourCodeError
 from course.serving import Address, format_address
-from course.udp import LossyUdpServer, UdpChatPeer, parse_reply, sum_reply
+from course.udp import LossyUdpServer, UdpChatPeer
 
 __all__ = [
     "REQUEST_CASES",
@@ -45,23 +45,9 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------------
-# Running learner code: course.checks.runner.LearnerCall, stopped the way each check wakes it
+# Waking learner code: a LearnerCall's `unblock` (called when its with-block ends on a thread still
+# running) sends datagrams to the socket a recvfrom waits on
 # ----------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _learner_call(fn: Callable, *args: Any, unblock: Callable[[], None] = lambda: None, name: str | None = None,
-                  **kwargs: Any) -> Iterator[LearnerCall]:
-    """A LearnerCall of fn(*args, **kwargs) for the block; on leaving it, `stop(unblock)` (which
-    wakes a recvfrom the learner's thread waits in) and restore the excepthook, once each."""
-    run = LearnerCall(fn, *args, name=name, **kwargs)
-    try:
-        yield run
-    finally:
-        try:
-            run.stop(unblock)
-        finally:
-            run.restore_hook()
 
 
 def _poke(addresses: Iterable[Address], count: int = 1) -> None:
@@ -128,7 +114,7 @@ def _request_case(request_sum, case, settings, a, b, timeout, attempts, must, sl
             elapsed = time.monotonic() - started
         server.settle()  # a request sent just before returning is counted too
         sent = len(server.received)
-        requests = [parse_reply(d) for d in server.received]
+        requests = [sumproto.decode_object(d) for d in server.received]
         if any(r is None or r.get("A") != a or r.get("B") != b for r in requests):
             shown = server.received[0] if server.received else b""
             raise YourCodeError(
@@ -201,8 +187,8 @@ def _call_request(request_sum, server, a, b, timeout, attempts, limit, name, set
             f"give each attempt one deadline ({timeout} s in all, however many other datagrams come) and set the "
             "socket's timeout to the time left before each recvfrom, instead of waiting timeout s again after each stray datagram"
         )
-    with _learner_call(request_sum, server.address, a, b, timeout=timeout, attempts=attempts, name=name,
-                       unblock=lambda: _poke(server.senders())) as run:
+    with LearnerCall(request_sum, server.address, a, b, timeout=timeout, attempts=attempts, name=name,
+                     unblock=lambda: _poke(server.senders())) as run:
         return run.result(
             limit, f"{name}({server.where}, {a}, {b}, timeout={timeout}, attempts={attempts}) did not return within {limit:.2f} s; {hint}"
         )
@@ -214,7 +200,7 @@ def _call_request(request_sum, server, a, b, timeout, attempts, limit, name, set
 
 
 def _req(id: Any, a: Any, b: Any) -> bytes:
-    return json.dumps({"id": id, "A": a, "B": b}).encode()
+    return sumproto.request(a, b, id=id)  # b'{"id":1,"A":7,"B":4}'; a and b need not be integers here
 
 
 # name: (client hosts, [(client index, request datagram)], n for serve_sums, serve timeout)
@@ -297,7 +283,7 @@ def _server_case(serve_sums: Callable, case: str, reply_within: float, slack: fl
             clients.append(c)
             c.bind((host, 0))
             c.setblocking(False)
-        with _learner_call(serve_sums, sock, n, timeout=timeout, name=name, unblock=lambda: _poke([address], count=n)) as run:
+        with LearnerCall(serve_sums, sock, n, timeout=timeout, name=name, unblock=lambda: _poke([address], count=n)) as run:
             for ci, payload in plan:
                 clients[ci].sendto(payload, address)
             replies = _collect_replies(run, call, clients, plan, reply_within)
@@ -356,6 +342,20 @@ def _collect_replies(run: LearnerCall, call: str, clients, plan, within: float) 
     return got
 
 
+def _what_is_wrong(request: bytes) -> str:
+    """The malformed kind of a request, as the check's sentences name it: 'not JSON', 'not a JSON
+    object', 'missing B', 'A and B must be integers'."""
+    try:
+        sumproto.parse_request(request)
+    except sumproto.BadRequest as bad:
+        if bad.kind == "missing":
+            return f"missing {' and '.join(bad.keys)}"
+        if bad.kind == "not-integer":
+            return f"{' and '.join(bad.keys)} must be integers"
+        return {"not-object": "not a JSON object"}.get(bad.kind, "not JSON")  # not UTF-8 is not JSON either
+    raise ValueError(f"{request!r} is a valid request")
+
+
 def _judge_replies(call, where, clients, hosts, plan, replies, address, within) -> dict:
     served = []
     extra: YourCodeError | None = None  # replies a client never asked for: reported after missing ones
@@ -363,8 +363,9 @@ def _judge_replies(call, where, clients, hosts, plan, replies, address, within) 
         mine = [p for ci, p in plan if ci == i]
         pending = list(replies[i])
         for payload in mine:
-            expected = parse_reply(sum_reply(payload))
-            request = parse_reply(payload)
+            reference = sumproto.answer(payload).decode("utf-8")  # the reply the course's server sends
+            expected = sumproto.decode_object(reference)
+            request = sumproto.decode_object(payload)
             rid = request.get("id") if request else None
             if not pending:
                 others = [f"{hosts[j]} got {len(replies[j])} for its {sum(1 for ci, _ in plan if ci == j)}" for j in range(len(clients)) if j != i]
@@ -380,11 +381,11 @@ def _judge_replies(call, where, clients, hosts, plan, replies, address, within) 
             match = None
             has_id = isinstance(request, dict) and "id" in request
             for k, (data, sender) in enumerate(pending):
-                body = parse_reply(data)
+                body = sumproto.decode_object(data)
                 if body is None:
                     raise YourCodeError(
                         f"your server replied {data!r} to {payload!r}; reply with a JSON object such as "
-                        f"{json.dumps(expected)} encoded as UTF-8"
+                        f"{reference} encoded as UTF-8"
                     )
                 if body.get("id") == rid and ("id" in body) == has_id:
                     match = k
@@ -396,11 +397,11 @@ def _judge_replies(call, where, clients, hosts, plan, replies, address, within) 
                 data = pending[0][0]
                 raise YourCodeError(
                     f"the client at {format_address(c.getsockname())} sent {payload!r} and got {data!r}; "
-                    f"the reply should be {json.dumps(expected)} (copy the request's \"id\" into the reply when it has one"
+                    f"the reply should be {reference} (copy the request's \"id\" into the reply when it has one"
                     + ("; an error reply may also leave it out)" if "Error" in expected else ")")
                 )
             data, sender = pending.pop(match)
-            body = parse_reply(data)
+            body = sumproto.decode_object(data)
             if tuple(sender[:2]) != tuple(address[:2]):
                 raise YourCodeError(
                     f"the reply to {payload!r} came from {format_address(sender)}, not from your server's address {where}; "
@@ -409,13 +410,13 @@ def _judge_replies(call, where, clients, hosts, plan, replies, address, within) 
             if "Error" in expected:
                 if not isinstance(body.get("Error"), str) or "Sum" in body:
                     raise YourCodeError(
-                        f"your server replied {data!r} to the malformed request {payload!r} ({expected['Error'].split(':')[0]}); "
+                        f"your server replied {data!r} to the malformed request {payload!r} ({_what_is_wrong(payload)}); "
                         f"reply with {{\"Error\": \"<what is wrong>\"}} (and keep serving the other datagrams)"
                     )
                 served.append([host, payload.decode("utf-8", "backslashreplace"), "Error"])
             else:
                 if body != expected:
-                    raise YourCodeError(f"your server replied {data!r} to {payload!r}; expected {json.dumps(expected)}")
+                    raise YourCodeError(f"your server replied {data!r} to {payload!r}; expected {reference}")
                 served.append([host, payload.decode("utf-8"), body])
         if pending and extra is None:
             extra = YourCodeError(
@@ -458,7 +459,7 @@ class _Learner:
         fn = getattr(self.obj, method, None)
         if fn is None:
             raise YourCodeError(f"{self.label} has no method {method}(); the exercise asks for send, receive and close")
-        with _learner_call(fn, *args, name=f"{self.label}.{method}", unblock=self.wake) as run:
+        with LearnerCall(fn, *args, name=f"{self.label}.{method}", unblock=self.wake) as run:
             return run.result(
                 within,
                 f"{describe_call(f'{self.label}.{method}', args)} did not return within {within} s; "
@@ -475,7 +476,7 @@ def _chat_case(ChatPeer: type, case: str, within: float) -> dict:
     other = UdpChatPeer("127.0.0.4")
     with bot, other:
         with no_leaked_sockets(f"{label} after close()", ignore_ports=[bot.port, other.port]):
-            with _learner_call(ChatPeer, host, name=cls) as run:
+            with LearnerCall(ChatPeer, host, name=cls) as run:
                 peer = run.result(within, f"{label} did not return within {within} s; __init__ should only create and bind the socket")
             address = getattr(peer, "address", None)
             if not (isinstance(address, tuple) and len(address) >= 2 and address[0] == host and isinstance(address[1], int) and address[1] > 0):

@@ -4,11 +4,12 @@ The servers bind a loopback address on port 0 (see `course.serving`), serve each
 own thread and record what they saw in `events`. Each is also a CLI peer (`python -m course list`):
 
 - `TcpEchoServer` ("tcp-echo") sends back every byte it receives;
-- `TcpSumServer` ("tcp-sum") is seed 002's sum service made exact: one JSON request per line,
-  `{"A": 7, "B": 4}` in, `{"Sum": 11}` out, as many as the client likes on one connection, and
-  `{"Error": "..."}` for a line that is not a valid request (seed 002's Go server reads one fixed
-  256-byte buffer per request and ignores the Unmarshal error: it answers text that is not JSON
-  with Sum 0, and `{"A":"7","B":4}` with Sum 4, since Unmarshal fills the fields it can);
+- `TcpSumServer` ("tcp-sum") is seed 002's sum service made exact (`course.sumproto`, dialect
+  "course", without ids): one JSON request per line, `{"A":7,"B":4}` in, `{"Sum":11}` out, as many
+  as the client likes on one connection, and `{"Error":"..."}` for a line that is not a valid
+  request (seed 002's Go server, `course.seed_peers.SeedTcpSumServer`, reads one fixed 256-byte
+  buffer per request and ignores the Unmarshal error: it answers text that is not JSON with Sum 0,
+  and `{"A":"7","B":4}` with Sum 4, since Unmarshal fills the fields it can);
 - `SilentServer` ("tcp-silent") accepts and never answers: what a client's timeout is for;
 - `ReplyThenCloseServer` ("tcp-reply-close") reads one request line, answers in several writes and
   closes: "read until the server closes" (recv returns b"") is the only way to know the reply ended;
@@ -28,13 +29,12 @@ releases, still reach them.
 """
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Callable
 
-from course import kernel
+from course import kernel, sumproto
 from course.checks import forward_moved_checks
 from course.checks.runner import DEFAULT_TIMEOUT
 from course.deadline import Deadline
@@ -51,7 +51,6 @@ __all__ = [
     "wait_until_peer_read",
     "wait_until_delivered",
     "sum_answer",
-    "encode_line",
     "TcpEchoServer",
     "LineServer",
     "TcpSumServer",
@@ -79,10 +78,10 @@ def _proc_address(address: Address) -> str:
 
 def _diag(local: Address, remote: Address) -> kernel.SocketEntry | None:
     """The IPv4 TCP socket local -> remote (remote ('0.0.0.0', 0) finds a listener), asked to the
-    kernel with one sock_diag netlink request (`kernel._diag`, what `ss` uses); None if there is
-    none. An exact lookup costs microseconds however many sockets the machine has; OSError where
+    kernel with one sock_diag netlink request (`kernel.diag.query`, what `ss` uses); None if there
+    is none. An exact lookup costs microseconds however many sockets the machine has; OSError where
     netlink is not allowed."""
-    found = kernel._diag(socket.AF_INET, ((local[0], local[1]), (remote[0], remote[1])))
+    found = kernel.diag.query(socket.AF_INET, ((local[0], local[1]), (remote[0], remote[1])))
     return found[0] if found else None
 
 
@@ -186,29 +185,13 @@ def wait_until_delivered(sock: socket.socket, timeout: float = 1.0) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# The sum protocol (seed 002, made exact): pure functions, no sockets
+# The sum protocol (seed 002, made exact): course.sumproto, as assignment 04's lines carry it
 # ----------------------------------------------------------------------------------------------
 def sum_answer(line: bytes) -> dict:
-    """The reference answer to one request line (without its b'\\n'): {'Sum': A + B} for a JSON
-    object whose "A" and "B" are integers, else {'Error': why}. Other keys are ignored."""
-    try:
-        request = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        return {"Error": "the request is not UTF-8 text"}
-    except ValueError as exc:
-        return {"Error": f"the request is not JSON: {exc}"}
-    if not isinstance(request, dict):
-        return {"Error": 'a request is a JSON object such as {"A": 7, "B": 4}'}
-    for key in ("A", "B"):
-        value = request.get(key)
-        if not isinstance(value, int) or isinstance(value, bool):
-            return {"Error": f"{key} must be an integer, got {value!r}"}
-    return {"Sum": request["A"] + request["B"]}
-
-
-def encode_line(obj) -> bytes:
-    """One message of the line protocols of this module: compact JSON, UTF-8, then b'\\n'."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    """The reference answer to one request line (without its b'\\n'), as the dict exercise 3
+    returns: {'Sum': A + B} for a JSON object whose "A" and "B" are integers, else {'Error': why}
+    (`course.sumproto.answer`, no id: 04's lines are answered in order). Other keys are ignored."""
+    return sumproto.decode(sumproto.answer(line, ids=False))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,7 +239,7 @@ class TcpSumServer(LineServer):
     """Seed 002's sum service, one JSON request per line: {"A":7,"B":4} -> {"Sum":11}, many per connection."""
 
     def handle_line(self, line: bytes) -> bytes:
-        return encode_line(sum_answer(line))
+        return sumproto.frame(sumproto.answer(line, ids=False))
 
 
 @register("tcp-silent")

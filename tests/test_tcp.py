@@ -212,9 +212,19 @@ def test_sum_answer_reports_malformed_lines_as_errors(line):
     assert list(answer) == ["Error"] and isinstance(answer["Error"], str)
 
 
-def test_encode_line_is_one_compact_json_line():
-    assert tcp.encode_line({"Sum": 11}) == b'{"Sum":11}\n'
-    assert tcp.encode_line({"Error": "a\nb"}).count(b"\n") == 1
+def test_sum_answer_is_sumproto_without_ids():
+    assert tcp.sum_answer(b'{"id":42,"A":1,"B":2}') == {"Sum": 3}  # 04's lines carry no id
+    assert tcp.sum_answer(b"hello") == {"Error": "the request is not JSON: Expecting value: line 1 column 1 (char 0)"}
+    assert tcp.sum_answer(b'{"A":NaN,"B":1}') == {"Error": "the request is not JSON: NaN is not JSON"}
+    assert tcp.sum_answer(b'{"A": 1.5, "B": 2}') == {"Error": "A must be an integer, got 1.5 (a number with a fraction or exponent)"}
+
+
+def test_sum_server_writes_one_compact_json_line_per_request():
+    with tcp.TcpSumServer() as server, tcp.ReferenceClient(server.address) as client:
+        client.send(b'{"A": 7, "B": 4}\n{"id":1,"A":"x","B":2}\n')
+        assert client.read_line("") == b'{"Sum":11}'
+        assert client.read_line("") == b'{"Error":"A must be an integer, got \\"x\\" (a string)"}'
+    assert [e[2] for e in server.events_of("send")] == [b'{"Sum":11}\n', b'{"Error":"A must be an integer, got \\"x\\" (a string)"}\n']
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,7 +424,7 @@ WRONG = [
     (tcp_checks.check_sum_coalesced, serve_sum_one_recv_is_one_message, r"your server answered b'\{\"A\":7,\"B\":4\}' with b'\{\"Error\""),
     (tcp_checks.check_sum_stream, serve_sum_one_recv_is_one_message, r"your server answered"),
     (tcp_checks.check_sum_concurrent, serve_sum_closing_after_one_request, r"closed the connection"),
-    (tcp_checks.check_sum_answer, lambda line: {"Sum": 0}, r"expected \{\"Sum\": 11\}"),
+    (tcp_checks.check_sum_answer, lambda line: {"Sum": 0}, r"expected \{\"Sum\":11\}"),
     # stop while a client is still connected and silent: threads without timeouts never end
     (tcp_checks.check_echo_stops_cleanly, serve_echo_threads_ignoring_stop,
      r"1 thread\(s\) of your server were still running 1.0 s after serve_echo_threads_ignoring_stop\(listener, stop\) returned "

@@ -13,19 +13,19 @@ A learner's server runs in `ServerUnderTest`, built on `course.checks.runner.Lea
 listening socket is made here (127.0.0.1, port 0), `serve` runs in a thread, and at the end `stop`
 is set and the check makes sure `serve` returned and left no socket and no thread behind. Each
 check raises `YourCodeError` with one sentence that says what to check, and records deterministic
-evidence (data and booleans; never ports or times). The peers and the sum protocol live in
-`course.tcp`; this module imports them, never the reverse.
+evidence (data and booleans; never ports or times). The peers live in `course.tcp` and the sum
+protocol in `course.sumproto` (the requests sent, the reference answers, the reading of the
+learner's replies); this module imports them, never the reverse.
 """
 from __future__ import annotations
 
-import json
 import random
 import socket
 import threading
 from contextlib import ExitStack, contextmanager
 from typing import Callable
 
-from course import kernel
+from course import kernel, sumproto
 from course.checks import expect_type, no_leaked_sockets, record_evidence
 from course.checks.runner import DEFAULT_TIMEOUT, LearnerCall, call_with_deadline, learner_errors
 from course.deadline import Deadline, wait_for
@@ -471,7 +471,7 @@ def _valid_reply(got, line: bytes) -> bool:
 
 def _describe_expected(line: bytes) -> str:
     expected = sum_answer(line)
-    return json.dumps(expected) if "Sum" in expected else '{"Error": "<why, as a string>"} and nothing else'
+    return sumproto.encode(expected).decode("utf-8") if "Sum" in expected else '{"Error": "<why, as a string>"} and nothing else'
 
 
 def check_sum_answer(sum_answer_fn: Callable, lines: list[bytes] | None = None) -> None:
@@ -500,7 +500,7 @@ def _parse_reply(client: ReferenceClient, line: bytes, exact: bool = True) -> di
         f"connection open for the next request until the client closes it"
     )
     try:
-        got = json.loads(raw.decode("utf-8"))
+        got = sumproto.decode(raw)
     except ValueError:
         raise YourCodeError(f"your server answered {line!r} with {raw[:80]!r}, which is not a JSON line; send json.dumps(answer).encode() + b'\\n'") from None
     if not (_valid_reply(got, line) if exact else isinstance(got, dict) and "Error" in got):
@@ -509,7 +509,7 @@ def _parse_reply(client: ReferenceClient, line: bytes, exact: bool = True) -> di
 
 
 def _random_requests(rng: random.Random, n: int) -> list[bytes]:
-    return [json.dumps({"A": rng.randint(-10**6, 10**6), "B": rng.randint(-10**6, 10**6)}).encode() for _ in range(n)]
+    return [sumproto.request(rng.randint(-10**6, 10**6), rng.randint(-10**6, 10**6)) for _ in range(n)]
 
 
 def check_sum_server(serve_sum: Callable) -> None:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from autograder import samples as smp
+from autograder.cli import default_jobs
 from autograder.release import REPO, assignments, nbgrader_env
 
 
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     have = assignments()
     p.add_argument("--assignment", default="03-udp" if "03-udp" in have else (have[0] if have else None))
     p.add_argument("--submissions", type=int, default=8)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--jobs", type=int, default=default_jobs(), help="default: the grader's own default")
     p.add_argument("--repeat", type=int, default=0, help="also grade the class this many more times and compare")
     p.add_argument("--busy", action="store_true", help="keep every core busy with another process meanwhile")
     p.add_argument("--skip-nbgrader", action="store_true")

@@ -92,6 +92,7 @@ ROUTERS = (("nat", "NAT only"), ("firewall", "NAT + firewall"))
 TABLE_PORTS = range(1024, 65536)  # the public ports a learner's table gets in compare(): Linux's range for ports >= 1024
 LAB_TIMEOUT = 30.0  # seconds for each call to the lab's agent: generous, a busy machine is slow, never wrong
 IO_TIMEOUT = 20.0  # seconds for each datagram to arrive (or to be counted by the router)
+SOCKET_LOOK = 0.02  # seconds of each look at the laptop's socket while a probe is on its way
 OUTCOMES = {
     "laptop": "reached the laptop",
     "router": "to the router: no socket",
@@ -244,7 +245,9 @@ def _probe_router(firewall: bool, timeout: float) -> dict:
             baseline = _counters(router)
 
             def at_the_laptop(name=name, payload=payload):
-                if not select.select([laptop], [], [], 0)[0]:
+                # a short blocking look at the socket before each reading of the router's counters, which
+                # costs a process in the router: fewer of them on a busy machine
+                if not select.select([laptop], [], [], SOCKET_LOOK)[0]:
                     return None
                 data, _ = laptop.recvfrom(2048)
                 if data != payload:

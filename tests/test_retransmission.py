@@ -1,0 +1,272 @@
+"""course.retransmission: the lab demos of assignment 05 (issue #11, phase 2).
+
+Without namespaces: Linux's give-up rule against the times a lab measured (noted beside each case),
+LossFrom's nftables verdict, the recording (it shows what the notebook's prose says), and the
+fallback (a refused lab, or a live run that fails, gives the recording with one line saying why;
+a refusal is not tried again). With labs: every demo's evidence equals the recording's, run by this
+process (root in CI) and by an ordinary user (an unused uid, as tests/test_netlab.py does), and
+inside the sandboxes that refuse user namespaces every demo shows its recording within seconds.
+Where no lab can be built the lab tests are skipped, except under CI, where that is a failure.
+"""
+from __future__ import annotations
+
+import errno
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from course import retransmission as rt
+from course.errors import PeerError, SetupError
+from course.netlab.pcap import tcp_segments
+from test_netlab import IN_CI, SYSTEM_PYTHON, AsUser
+
+RECORDED = {name: rt.load_recording(name) for name in rt.DEMOS}
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_refusal():
+    rt.forget_refusal()
+    yield
+    rt.forget_refusal()
+
+
+# ----------------------------------------------------------------------------------------------
+# Without namespaces
+# ----------------------------------------------------------------------------------------------
+def test_the_budget_is_linuxs_model_timeout():
+    assert rt.model_timeout_ms(15, 200) == 924_600  # ip-sysctl: "a hypothetical timeout of 924.6 seconds"
+    assert rt.model_timeout_ms(6, 1000) == 127_000  # tcp_syn_retries: 1 + 2 + ... + 64 s
+    assert rt.model_timeout_ms(3, 200) == 3_000 and rt.model_timeout_ms(1, 200) == 600
+    assert rt.model_timeout_ms(8, 200) == 102_200  # ip-sysctl: RFC 1122's 100 s needs tcp_retries2 >= 8
+    assert rt.model_timeout_ms(7, 200) < 100_000
+
+
+@pytest.mark.parametrize("retries, first, syn, linear, sent, gives_up", [
+    (1, 204, False, 0, [204, 612], 1428),  # lab: sent at 0, 207, 627 ms; ETIMEDOUT at 1.46 s
+    (2, 204, False, 0, [204, 612, 1428], 3060),  # lab: 0, 207, 627, 1459 ms; ETIMEDOUT at 3.12 s
+    (1, 1000, True, 4, [1000, 2000], 3000),  # lab: SYNs at 0, 1.03, 2.06 s; ETIMEDOUT at 3.08 s
+    (2, 1000, True, 4, [1000, 2000, 3000, 4000, 5000], 7000),  # lab: SYNs at 0, 1.03 ... 5.12 s; 7.14 s
+    (2, 1000, True, 0, [1000, 3000], 7000),  # lab: SYNs at 0, 1.02, 3.04 s; 7.11 s
+    (6, 1000, True, 0, [1000, 3000, 7000, 15000, 31000, 63000], 127000),  # the classic 127 s
+    (6, 1000, True, 4, [1000, 2000, 3000, 4000, 5000, 7000, 11000, 19000, 35000, 67000], 131000),  # Linux >= 6.5
+])  # fmt: skip
+def test_when_linux_retransmits_and_gives_up(retries, first, syn, linear, sent, gives_up):
+    got = rt.give_up_schedule(retries, first, syn=syn, linear=linear)
+    assert (got["retransmissions_ms"], got["gives_up_ms"]) == (sent, gives_up)
+
+
+def test_tcp_retries2_15_gives_up_after_15_retransmissions_and_about_15_and_a_half_minutes():
+    got = rt.give_up_schedule(15, 204)
+    assert len(got["retransmissions_ms"]) == 15 and got["budget_ms"] == 924_600
+    assert got["gives_up_ms"] == 928_692 and got["retransmissions_ms"][-1] == 808_692  # the RTO stays at 120 s
+
+
+def test_linux_timers_say_what_this_machines_sysctls_mean(monkeypatch):
+    values = {"tcp_retries1": 3, "tcp_retries2": 15, "tcp_syn_retries": 6, "tcp_syn_linear_timeouts": 4}
+    monkeypatch.setattr(rt, "_sysctl", values.get)
+    lines = rt.linux_timers(first_rto_ms=204)
+    assert len(lines) == 4
+    assert "after 3 s of retransmissions" in lines[0]
+    assert "a budget of 924.6 s" in lines[1] and "15 retransmissions" in lines[1] and "928.7 s" in lines[1]
+    assert "a budget of 127 s" in lines[2] and "10 SYN retransmissions" in lines[2] and "fails at 131 s" in lines[2]
+    assert "6 SYN retransmissions and connect() failing at 127 s" in lines[3]
+    monkeypatch.setattr(rt, "_sysctl", {**values, "tcp_syn_linear_timeouts": 0}.get)
+    lines = rt.linux_timers(first_rto_ms=204)
+    assert len(lines) == 3 and "6 SYN retransmissions" in lines[2] and "fails at 127 s" in lines[2]
+    monkeypatch.setattr(rt, "_sysctl", lambda name: None)
+    assert all("(not readable here: Linux's default)" in line for line in rt.linux_timers())
+
+
+def test_loss_from_loses_the_nth_packet_and_every_one_after_it():
+    loss = rt.LossFrom(nth=3, of="tcp-data")
+    assert loss.verdict() == "numgen inc mod 4294967295 >= 2 counter drop"
+    assert str(loss) == "the 3rd TCP segment with data and every one after it"
+    assert len(loss.matches()) == 11  # the same packets count as for Loss.packet
+    with pytest.raises(ValueError):
+        rt.LossFrom(nth=0)
+
+
+def test_the_recording_shows_what_the_notebook_says():
+    h, lost, back, cong, zero = (RECORDED[n].evidence for n in ("handshake", "lost_segment", "backoff", "congestion", "zero_window"))
+    assert h["mss_announced"] == {"client": 1460, "server": 1460} and h["mtu"] - 20 - 20 == 1460
+    assert h["header_bytes"] == {"SYN": 40, "SYN+ACK": 40, "data": 32} and h["data_lengths"] == [1448, 1448, 1104]
+    assert h["snd_mss"] == h["advmss"] == 1448 and h["handshake"] == ["SYN", "SYN+ACK", "ACK"]
+    assert lost["initial_rto_ms"] == 1000 and lost["state_while_the_syn_is_unanswered"] == "SYN_SENT"
+    assert lost["retransmitted_seq"] == [2897] and lost["duplicate_acks_before_the_retransmission"] == 0
+    assert lost["lost_by_the_link"] == lost["total_retrans"] == 1 and lost["congestion_control"] == "cubic"
+    assert lost["cwnd_ssthresh_before"] == [10, rt.INFINITE_SSTHRESH] and lost["cwnd_ssthresh_after"] == [2, 7]
+    assert RECORDED["lost_segment"].measured["retransmitted_after_ms"] >= 200
+    assert back["retransmissions"] == back["predicted_retransmissions"] == 2 and back["budget_ms"] == 600
+    assert back["rto_doubles"] == [2.0, 2.0] and back["error"] == "ETIMEDOUT"
+    assert cong["at_least_3_duplicate_acks"] and cong["repaired_before_the_rto"] and cong["retransmitted_seq"] == [2897]
+    assert cong["cwnd_ssthresh_before"] == [10, rt.INFINITE_SSTHRESH] and cong["cwnd_ssthresh_after"] == [8, 8]
+    assert zero["rcvbuf_got"] == 2 * zero["rcvbuf_asked"] == 8192 and zero["probes"] == 2 and zero["probe_length"] == [0]
+    assert zero["delivered"] == rt.ZERO_WINDOW_BYTES and zero["total_retrans"] == 0
+    for name, run in RECORDED.items():
+        lines = run.lines()
+        assert lines[0].startswith("RECORDING of this demo, run live on ") and len(lines) > 3, name
+
+
+def test_a_refused_lab_shows_the_recording_after_one_line_and_is_not_tried_again(monkeypatch, capsys):
+    calls = []
+    sentence = "no lab network here: unshare(CLONE_NEWUSER | CLONE_NEWNET): Operation not permitted: refused (a test)"
+
+    def refused(**kwargs):
+        calls.append(kwargs)
+        raise SetupError(sentence)
+
+    monkeypatch.setattr(rt, "home_network", refused)
+    for name in rt.DEMOS:
+        run = getattr(rt, name)()
+        assert not run.live and run.why == sentence and run.evidence == RECORDED[name].evidence
+        run.print()
+        shown = capsys.readouterr().out.splitlines()
+        assert shown[0] == sentence and shown[1].startswith("RECORDING") and not any("Traceback" in x for x in shown)
+    assert len(calls) == 1, "a refusal is remembered: later demos do not try to build a lab again"
+
+
+def test_a_live_run_that_fails_shows_the_recording_and_says_why(monkeypatch):
+    @contextmanager
+    def fake_lab(**kwargs):
+        yield None
+
+    def broken(net):
+        raise PeerError("the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed")
+
+    monkeypatch.setattr(rt, "home_network", fake_lab)
+    monkeypatch.setitem(rt.DEMOS, "backoff", (broken, rt.DEMOS["backoff"][1]))
+    run = rt.backoff()
+    assert not run.live and run.why == ("the live run failed, so this is the recording: the lab's agent (pid 1) did not "
+                                        "answer 'exec' within 10.0 s; the lab is closed")
+    assert run.lines()[0] == run.why and run.evidence == RECORDED["backoff"].evidence
+    # a failed run is not a refusal: the next demo tries a lab again
+    monkeypatch.setitem(rt.DEMOS, "congestion", (broken, rt.DEMOS["congestion"][1]))
+    assert rt.congestion().why.startswith("the live run failed")
+
+
+# ----------------------------------------------------------------------------------------------
+# Real labs: this process, then an ordinary user, then sandboxes that refuse them
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lab_here():
+    from course.netlab import available
+
+    why = available()
+    if why is not None:
+        if IN_CI:
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.mark.parametrize("name", list(rt.DEMOS))
+def test_a_live_demo_gives_the_recorded_evidence(lab_here, name):
+    run = rt.live(name)
+    assert run.live and not run.why
+    assert run.evidence == RECORDED[name].evidence, run.measured
+    assert run.lines()[0].startswith("live: a lab network built just now")
+    m = run.measured
+    if name == "lost_segment":  # the timer never fires early (2 ms: it was armed at the last ACK, just before the send)
+        assert m["retransmitted_after_ms"] >= m["rto_ms_before_the_loss"] - 2
+    if name == "backoff":  # each copy waits at least the RTO in force, which doubles
+        sent, rto = m["sent_at_ms"], m["rto_ms"]
+        assert all(b - a >= r - 2 for a, b, r in zip(sent, sent[1:], rto)), (sent, rto)
+        assert m["gave_up_after_s"] * 1000 >= m["predicted_ms"][-1] - 2
+    if name == "zero_window":  # the persist timer backs off too: the second wait is twice an RTO of at least 200 ms
+        first, second = m["probes_ms_after_the_zero_window"]
+        assert first >= 200 - 2 and second - first >= 400 - 2, m
+
+
+def test_a_syn_is_resent_and_given_up_as_linuxs_rule_says(lab_here):
+    """tcp_syn_retries = 1 in the lab's home: every SYN lost, connect() fails when
+    give_up_schedule says (this kernel's tcp_syn_linear_timeouts included)."""
+    with rt.home_network() as net:
+        home = net.host("home")
+        home.sysctl("net.ipv4.tcp_syn_retries", 1)
+        linear = int(home.cmd("cat", "/proc/sys/net/ipv4/tcp_syn_linear_timeouts", check=False).strip() or 0)
+        net.links[0].set_loss(rt.LossFrom(nth=1, of="tcp"), toward="router")
+        with net.host("server").socket() as listener, home.socket() as client, home.capture("eth0") as cap:
+            listener.bind((rt.SERVER, 0))
+            listener.listen(1)
+            client.settimeout(20)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError) as failed:
+                client.connect(listener.getsockname())
+            seconds = time.monotonic() - started
+    assert failed.value.errno == errno.ETIMEDOUT
+    syns = [s.t for s in tcp_segments(cap.frames)]
+    expect = rt.give_up_schedule(1, rt.TCP_TIMEOUT_INIT_MS, syn=True, linear=linear)
+    assert len(syns) == 1 + len(expect["retransmissions_ms"]), syns
+    assert all(t * 1000 >= e - 2 for t, e in zip(syns[1:], expect["retransmissions_ms"])), (syns, expect)
+    assert expect["gives_up_ms"] - 2 <= seconds * 1000 < expect["gives_up_ms"] + 1000, (seconds, expect)
+
+
+AS_USER = """
+    import time
+    from course import retransmission as rt
+    started = time.monotonic()
+    out = {}
+    for name in rt.DEMOS:
+        run = getattr(rt, name)()
+        out[name] = {"live": run.live, "why": run.why, "first": run.lines()[0], "evidence": run.evidence,
+                     "same": run.evidence == rt.load_recording(name).evidence}
+    report({"demos": out, "seconds": time.monotonic() - started, "timers": rt.linux_timers()})
+"""
+
+
+@pytest.fixture(scope="module")
+def as_user():
+    if not (shutil.which("setpriv") and Path(SYSTEM_PYTHON).exists()):
+        if IN_CI:
+            pytest.fail("the lab tests need setpriv (util-linux) and /usr/bin/python3 to run as an ordinary user")
+        pytest.skip("setpriv or /usr/bin/python3 missing")
+    root = Path(tempfile.mkdtemp(prefix="retransmission-test-"))
+    root.chmod(0o755)
+    try:
+        yield AsUser(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_every_demo_runs_live_as_an_ordinary_user(as_user, lab_here):
+    identity, results = as_user.run(AS_USER)
+    if as_user.root_mode:
+        assert identity["uid"] == as_user.uid != 0
+    demos = results[0]["demos"]
+    not_live = {n: d["why"] for n, d in demos.items() if not d["live"]}
+    assert not not_live, f"as uid {identity['uid']}, these demos showed the recording: {not_live}"
+    assert all(d["same"] for d in demos.values()), {n: d["evidence"] for n, d in demos.items() if not d["same"]}
+
+
+def test_where_user_namespaces_are_refused_every_demo_shows_its_recording_within_seconds(as_user):
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        if IN_CI:
+            pytest.fail("bwrap is not installed (make system-packages installs bubblewrap)")
+        pytest.skip("bwrap is not installed")
+    from autograder import seccomp
+
+    filter_file = as_user.code / "no-userns.bpf"
+    filter_file.write_bytes(seccomp.compiled())
+    filter_file.chmod(0o644)
+    common = ["--unshare-net", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    sandboxes = {
+        "bwrap --disable-userns": [bwrap, "--unshare-user", "--disable-userns", *common, "--"],
+        # the grading sandbox's own filter (autograder/seccomp.py): CLONE_NEWUSER fails with EPERM
+        "seccomp filter": ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file), bwrap, "--unshare-user", *common,
+                           "--seccomp", "3", "--"],
+    }
+    for sandbox, wrap in sandboxes.items():
+        _, results = as_user.run(AS_USER, wrap=wrap)
+        r = results[0]
+        assert r["seconds"] < 5, f"{sandbox}: the five demos took {r['seconds']:.1f} s to fall back"
+        for name, d in r["demos"].items():
+            assert not d["live"] and d["same"], (sandbox, name)
+            assert d["why"].startswith("no lab network here:") and "\n" not in d["why"], (sandbox, name, d["why"])
+            assert d["first"] == d["why"], (sandbox, name)
+        assert len({d["why"] for d in r["demos"].values()}) == 1
+        assert any("924.6 s" in line for line in r["timers"])
+

@@ -1,0 +1,353 @@
+"""course.linklab: assignment 07's lab demos (short and long connections on a 128 kbit/s link).
+
+Without namespaces: a capture cut into labelled connections, the recording's own arithmetic, and the
+fallback (one line saying why, then the recording). With a lab: a live run gives the recorded
+evidence and times that the link's rate bounds from below; the notebook's lab cells themselves run
+live as an ordinary user (as root, an unused uid with setpriv and /usr/bin/python3, as
+tests/test_netlab.py does) and, inside sandboxes that refuse user namespaces (bwrap --disable-userns,
+the grading sandbox's seccomp filter), print one line and the recording. Where no lab can be built
+the live tests are skipped, except under CI (the variable CI set), where that is a failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import random
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import REPO
+from course import linklab
+from course.errors import PeerError, SetupError
+from course.netlab.pcap import Frame
+from notebook_cases import release_of, solution_of
+
+ASSIGNMENT = "07-long-short-connections"
+LAB_CELLS = ("lab-wire", "lab-times")
+IN_CI = bool(os.environ.get("CI"))
+SYSTEM_PYTHON = "/usr/bin/python3"
+# The segments of one request on a short connection that timing never changes: (sender, label, bytes)
+SHORT_FIXED = [
+    ["client", "handshake 1: SYN", 74], ["server", "handshake 2: SYN-ACK", 74], ["client", "handshake 3: ACK", 66],
+    ["client", "data", 71], ["server", "data", 71],
+    ["client", "teardown 1: FIN", 66], ["server", "teardown 3: FIN", 66], ["client", "teardown 4: ACK", 66],
+]  # fmt: skip
+
+
+def cell_sources(path: Path) -> dict[str, str]:
+    nb = nbformat.read(path, as_version=4)
+    return {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+
+
+# ----------------------------------------------------------------------------------------------
+# Without namespaces
+# ----------------------------------------------------------------------------------------------
+def frame(src, dst, flags, seq, ack=0, payload=b"", options=b"\x01" * 12) -> bytes:
+    """An Ethernet frame with IPv4 and TCP (12 bytes of options, as with timestamps; 20 in a SYN)."""
+    if "SYN" in flags:
+        options = b"\x02\x04\x05\xb4" + b"\x01" * 16
+    bits = sum(1 << i for i, name in enumerate(("FIN", "SYN", "RST", "PSH", "ACK")) if name in flags.split(","))
+    tcp = struct.pack("!HHIIHHHH", src[1], dst[1], seq, ack, ((20 + len(options)) // 4) << 12 | bits, 502, 0, 0) + options
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(payload), 1, 0x4000, 64, 6, 0,
+                     socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp + payload
+
+
+def short_connection(client, server, t0: int) -> list[Frame]:
+    c, s = client, server
+    talk = [(c, s, "SYN", 100, 0, b""), (s, c, "SYN,ACK", 900, 101, b""), (c, s, "ACK", 101, 901, b""),
+            (c, s, "PSH,ACK", 101, 901, b"ping\n"), (s, c, "ACK", 901, 106, b""), (s, c, "PSH,ACK", 901, 106, b"ping\n"),
+            (c, s, "ACK", 106, 906, b""), (c, s, "FIN,ACK", 106, 906, b""), (s, c, "FIN,ACK", 906, 107, b""),
+            (c, s, "ACK", 107, 907, b"")]
+    return [Frame(t0 + i * 1000, a == c, frame(a, b, f, seq, ack, p)) for i, (a, b, f, seq, ack, p) in enumerate(talk)]
+
+
+def test_a_capture_is_cut_into_its_connections_each_labelled_with_its_size_on_the_wire():
+    server = ("198.51.100.10", 5000)
+    first, second = ("192.168.1.2", 40000), ("192.168.1.2", 40001)
+    stray = Frame(0, False, frame(server, ("192.168.1.2", 39999), "FIN,ACK", 5, 6))  # a connection begun before
+    other = Frame(1, True, frame(first, ("198.51.100.10", 6000), "SYN", 1))  # another server
+    frames = [stray, other] + short_connection(first, server, 10_000) + short_connection(second, server, 50_000)
+    conns = linklab.conversations(frames, server)
+    assert len(conns) == 2
+    for conn in conns:
+        assert [s.size for s in conn] == [74, 74, 66, 71, 66, 71, 66, 66, 66, 66]
+        assert linklab._fixed(conn) == SHORT_FIXED  # the two pure ACKs of data ('ACK') are left out
+        assert [s.label for s in conn].count("ACK") == 2 and conn[4].sender == "server" and conn[0].t_ms == 0.0
+        assert linklab._bytes(conn, "client") == 409 and linklab._bytes(conn, "server") == 277
+        assert linklab._per_request(conn, "client") == [409]
+
+
+def test_bytes_per_request_of_a_long_connection_split_at_each_request():
+    c, s = ("192.168.1.2", 40000), ("198.51.100.10", 5000)
+    talk = [(c, s, "SYN", 0), (s, c, "SYN,ACK", 0), (c, s, "ACK", 0), (c, s, "PSH,ACK", 5), (s, c, "PSH,ACK", 5),
+            (c, s, "PSH,ACK", 5), (s, c, "PSH,ACK", 5), (c, s, "FIN,ACK", 0), (s, c, "FIN,ACK", 0), (c, s, "ACK", 0)]
+    frames = [Frame(i, a == c, frame(a, b, f, 1, 1, b"x" * n)) for i, (a, b, f, n) in enumerate(talk)]
+    (conn,) = linklab.conversations(frames, s)
+    assert linklab._per_request(conn, "client") == [74 + 66 + 71, 71 + 66 + 66]
+    assert linklab._per_request(conn, "server") == [74 + 71, 71 + 66]
+
+
+def test_the_recording_holds_what_the_notebook_says():
+    wire, times = linklab.load_recording("wire"), linklab.load_recording("times")
+    assert not wire.live and not times.live and wire.recorded.startswith("on ")
+    assert wire.evidence["short"] == SHORT_FIXED
+    assert wire.evidence["long"] == SHORT_FIXED[:3] + [["client", "data", 71], ["server", "data", 71]] * 3 + SHORT_FIXED[5:]
+    b = wire.measured["bytes"]["short"]
+    assert (b["segments"], b["client"], b["server"]) == (10, 409, 277)  # the figures the notebook quotes
+    e = times.evidence
+    assert e["short_connections_alike"] and e["short_connection"] == SHORT_FIXED and e["connections"] == {"short": 30, "long": 1}
+    assert dict(e["long_connection"])["data"] == 60
+    per = times.measured["bytes_per_request"]
+    assert statistics.median(per["short"]["client"]) == 409 and statistics.median(per["long"]["client"]) == 71
+    assert round(linklab._link_ms(409), 1) == 25.6 and round(linklab._link_ms(71), 1) == 4.4
+    ms = times.measured["ms"]
+    assert len(ms["short"]) == len(ms["long"]) == 30
+    # the recorded times obey the link: no median below what its rate allows
+    assert statistics.median(ms["short"]) >= 0.9 * linklab._link_ms(409)
+    assert statistics.median(ms["long"]) >= 0.9 * linklab._link_ms(71)
+    assert "burst 3027b" in times.measured["qdisc"]
+    for run in (wire, times):
+        lines = run.lines()
+        assert lines[0].startswith("RECORDING of this demo, run live on ") and all("\n" not in x for x in lines)
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    linklab.forget_refusal()
+    yield monkeypatch
+    linklab.forget_refusal()
+
+
+def test_where_no_lab_can_be_built_each_demo_says_why_in_one_line_and_shows_the_recording(fresh, capsys):
+    calls = []
+
+    def refused(name):
+        calls.append(name)
+        raise SetupError("no lab network here: the reason, in one sentence")
+
+    fresh.setattr(linklab, "live", refused)
+    linklab.wire().print()
+    linklab.times().print()
+    out = capsys.readouterr().out.splitlines()
+    assert calls == ["wire"]  # a refusal is remembered: the second demo does not try again
+    why = "no lab network here: the reason, in one sentence"
+    assert out == [why] + linklab.load_recording("wire").lines() + [why] + linklab.load_recording("times").lines()
+
+
+def test_a_live_run_that_fails_shows_the_recording_and_says_so(fresh, capsys):
+    def broken(name):
+        raise PeerError("the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed")
+
+    fresh.setattr(linklab, "live", broken)
+    run = linklab.times()
+    run.print()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "the live run failed, so this is the recording: the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed"
+    assert out[1:] == linklab.load_recording("times").lines() and not run.live
+    assert linklab._refused is None  # a failed run is not a refusal: the next demo tries again
+
+
+def test_the_lab_cells_are_locked_the_same_in_the_release_and_use_no_learner_code():
+    solution, release = cell_sources(solution_of(ASSIGNMENT)), cell_sources(release_of(solution_of(ASSIGNMENT)))
+    nb = nbformat.read(release_of(solution_of(ASSIGNMENT)), as_version=4)
+    meta = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"] for c in nb.cells if c.metadata.get("nbgrader")}
+    learner = ("ShortClient", "LongClient", "LimitedEchoServer", "measure_latencies")
+    module = Path(linklab.__file__).read_text()
+    for gid in LAB_CELLS:
+        assert release[gid] == solution[gid] and meta[gid]["locked"] and not meta[gid]["grade"]
+        assert not any(name in release[gid] or name in module for name in learner)
+
+
+# ----------------------------------------------------------------------------------------------
+# A live lab, in this process
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lab_here():
+    from course.netlab import available
+
+    why = available()
+    if why is not None:
+        if IN_CI:
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def test_a_live_run_gives_the_recorded_evidence_and_times_the_rate_bounds(lab_here):
+    before = {t.ident for t in threading.enumerate()}
+    for name in ("wire", "times"):
+        run = linklab.live(name)
+        assert run.live and run.evidence == linklab.load_recording(name).evidence, name
+    ms = run.measured["ms"]
+    short, long = statistics.median(ms["short"]), statistics.median(ms["long"])
+    # a busy machine makes requests slower, never faster than the link allows
+    assert short >= 0.9 * linklab._link_ms(409) and long >= 0.9 * linklab._link_ms(71)
+    assert short > long
+    assert statistics.median(run.measured["bytes_per_request"]["short"]["client"]) >= 343  # the fixed segments alone
+    left = [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert not left, f"threads left running after the demos: {left}"
+
+
+def test_the_echo_server_stops_when_its_block_ends_and_reports_a_failure():
+    with socket.socket() as listener:  # any listening socket: a lab's, or here one on loopback
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with linklab.LabLineEcho(listener, timeout=2.0) as echo:
+            with socket.create_connection(listener.getsockname(), timeout=2.0) as client:
+                client.sendall(b"one\ntwo")
+                client.sendall(b"\n")
+                got = b""
+                while got.count(b"\n") < 2:
+                    got += client.recv(100)
+        assert got == b"one\ntwo\n" and echo.connections == 1
+        assert not echo._thread.is_alive()
+
+
+# ----------------------------------------------------------------------------------------------
+# The notebook's lab cells, run as an ordinary user, live or refused
+# ----------------------------------------------------------------------------------------------
+CELLS = """
+import json, os, sys, time
+from course import linklab
+runs = []
+for _name in ("wire", "times"):
+    def _keep(f=getattr(linklab, _name)):
+        runs.append(f())
+        return runs[-1]
+    setattr(linklab, _name, _keep)
+CELL_SOURCES = json.loads(sys.argv[1])
+start = time.monotonic()
+for _gid, _source in CELL_SOURCES.items():
+    print("CELL " + _gid, flush=True)
+    exec(_source)
+print("RESULT " + json.dumps({"elapsed": time.monotonic() - start, "uid": os.getuid(), "executable": sys.executable,
+      "runs": [{"live": r.live, "why": r.why, "evidence": r.evidence} for r in runs]}), flush=True)
+"""
+
+
+def unused_uid() -> int:
+    taken = {p.pw_uid for p in pwd.getpwall()}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            taken |= {int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("Uid:")}
+        except (OSError, IndexError, ValueError):
+            pass
+    rng = random.SystemRandom()
+    while True:
+        uid = rng.randrange(300_000, 900_000)
+        if uid not in taken:
+            return uid
+
+
+@pytest.fixture(scope="module")
+def ordinary_user():
+    """(argv prefix, folder) to run Python as an ordinary user with a readable copy of course/."""
+    root_mode = os.geteuid() == 0
+    if root_mode and not (shutil.which("setpriv") and os.path.exists(SYSTEM_PYTHON)):
+        if IN_CI:
+            pytest.fail("the lab tests need setpriv (util-linux) and /usr/bin/python3 to run as an ordinary user")
+        pytest.skip("setpriv or /usr/bin/python3 missing")
+    root = Path(tempfile.mkdtemp(prefix="linklab-test-"))
+    try:
+        root.chmod(0o755)
+        shutil.copytree(REPO / "course", root / "course", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        home = root / "home"
+        home.mkdir()
+        uid = unused_uid() if root_mode else os.getuid()
+        if root_mode:
+            os.chown(home, uid, uid)
+        user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"] if root_mode else []
+        python = SYSTEM_PYTHON if root_mode else sys.executable
+        env = ["env", "-i", f"HOME={home}", f"PYTHONPATH={root}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
+        yield {"prefix": user + env, "python": python, "home": home, "uid": uid, "root": root}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_cells(user: dict, wrap: list[str] | None = None, timeout: float = 90) -> tuple[dict[str, list[str]], dict, str]:
+    sources = {gid: cell_sources(solution_of(ASSIGNMENT))[gid] for gid in LAB_CELLS}
+    argv = user["prefix"] + (wrap or []) + [user["python"], "-c", textwrap.dedent(CELLS), json.dumps(sources)]
+    done = subprocess.run(argv, cwd=user["home"], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"the lab cells failed (exit status {done.returncode}): {done.stderr[-3000:]}"
+    printed: dict[str, list[str]] = {}
+    result = None
+    for line in done.stdout.splitlines():
+        if line.startswith("CELL "):
+            current = printed.setdefault(line[5:], [])
+        elif line.startswith("RESULT "):
+            result = json.loads(line[7:])
+        else:
+            current.append(line)
+    assert result is not None and result["uid"] == user["uid"] and result["executable"] == user["python"]
+    return printed, result, done.stderr
+
+
+def test_the_notebook_lab_cells_run_live_as_an_ordinary_user(ordinary_user, lab_here):
+    printed, result, stderr = run_cells(ordinary_user)
+    assert not stderr.strip(), stderr[-2000:]
+    for gid, run in zip(LAB_CELLS, result["runs"]):
+        assert run["live"] and not run["why"], (gid, run["why"])
+        assert printed[gid][0].startswith("live: a lab network built just now (home 192.168.1.2 -- router -- server ")
+        assert run["evidence"] == linklab.load_recording(gid[4:]).evidence, gid
+    assert "one request on a short connection: 10 segments, 686 bytes on the wire (409 from the client" in printed["lab-wire"][1]
+    assert result["elapsed"] < 30
+
+
+def test_where_the_lab_is_refused_each_cell_prints_one_line_and_the_recording(ordinary_user):
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        if IN_CI:
+            pytest.fail("bwrap is not installed (make system-packages installs bubblewrap)")
+        pytest.skip("bwrap is not installed")
+    from autograder import seccomp
+
+    base = [bwrap, "--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    filter_file = ordinary_user["root"] / "no-userns.bpf"
+    filter_file.write_bytes(seccomp.compiled())
+    filter_file.chmod(0o644)
+    sandboxes = {
+        "bwrap --disable-userns": (base[:2] + ["--disable-userns"] + base[2:] + ["--"], "no more user namespaces"),
+        # the grading sandbox's own filter (autograder/seccomp.py): CLONE_NEWUSER fails with EPERM
+        "seccomp filter": (["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file)] + base + ["--seccomp", "3", "--"],
+                           "user namespaces are refused here"),
+    }
+    for name, (wrap, reason) in sandboxes.items():
+        printed, result, stderr = run_cells(ordinary_user, wrap=wrap)
+        assert "Traceback" not in stderr and "Traceback" not in "\n".join(sum(printed.values(), [])), (name, stderr[-2000:])
+        for gid, run in zip(LAB_CELLS, result["runs"]):
+            why = printed[gid][0]
+            assert why.startswith("no lab network here:") and reason in why, (name, why)
+            assert not run["live"] and run["why"] == why
+            assert printed[gid][1:] == linklab.load_recording(gid[4:]).lines(), (name, gid)  # the recording, whole
+        assert result["elapsed"] < 5, f"{name}: the refused cells took {result['elapsed']:.1f} s"
+
+
+@pytest.mark.notebooks
+def test_the_blank_release_runs_its_lab_cells_without_an_error():
+    from autograder.execute import cell_seconds, execute
+
+    started = time.monotonic()
+    nb, _ = execute(release_of(solution_of(ASSIGNMENT)), timeout=60)
+    shown = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in LAB_CELLS}
+    for gid, cell in shown.items():
+        assert not [o for o in cell.outputs if o.get("output_type") == "error"], gid
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        first = text.splitlines()[0]
+        assert first.startswith("live: ") or (first.startswith("no lab network here:") and not IN_CI), (gid, first)
+        assert cell_seconds(cell) < 15, f"{gid} took {cell_seconds(cell):.1f} s"
+    print(f"blank release of {ASSIGNMENT}: {time.monotonic() - started:.1f} s")

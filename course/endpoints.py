@@ -187,7 +187,7 @@ class HttpReplyServer(TcpServer):
             return
         for i, part in enumerate(self.parts):
             conn.sendall(part)
-            if i < len(self.parts) - 1 and not wait_until_peer_read(conn, self.io_timeout, self._stop):
+            if i < len(self.parts) - 1 and not wait_until_peer_read(conn, self.io_timeout, self.stop_event):
                 return
         if self.keep_open:
             while self.recv_or_stop(conn):

@@ -45,7 +45,7 @@ from typing import Callable, Iterable
 from course.checks import forward_moved_checks
 from course.checks.runner import call_with_deadline
 from course.errors import SetupError
-from course.serving import POLL, Address, LoopbackServer, UdpServer, format_address, loopback_host, register
+from course.serving import POLL, Address, LoopbackServer, UdpServer, format_address, loopback_host
 
 __all__ = [
     "Flow",
@@ -119,7 +119,6 @@ class NatTable:
 # ----------------------------------------------------------------------------------------------
 # Real traffic: a server that tells you the address it sees, hosts, and the relay
 # ----------------------------------------------------------------------------------------------
-@register("udp-whoami")
 class WhoAmIServer(UdpServer):
     """Replies to each datagram with it and the source address it saw: b'hi | you are 127.0.0.1:40213'
     (what a STUN server tells a host behind a NAT: its public address)."""
@@ -185,7 +184,6 @@ class NatRelay(LoopbackServer):
     its table (`table_class(public_ip, public_ports)`) and forwards from one of its public ports."""
 
     sock_type = socket.SOCK_DGRAM
-    peer_name = "nat-relay"
     call_timeout = 2.0  # seconds a table method may take before the relay calls it stuck
 
     def __init__(
@@ -232,7 +230,7 @@ class NatRelay(LoopbackServer):
 
     def _bind(self, host: str) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._track(s)
+        self.track(s)
         s.bind((host, 0))
         s.settimeout(0)
         return s
@@ -271,11 +269,11 @@ class NatRelay(LoopbackServer):
         return list(rows.values())
 
     # -- the loop ---------------------------------------------------------------------------------
-    def _serve_forever(self) -> None:
+    def serve_forever(self) -> None:
         with selectors.DefaultSelector() as sel:
             for s in list(self._gateway_socks) + list(self._public_socks.values()):
                 sel.register(s, selectors.EVENT_READ)
-            while not self._stop.is_set():
+            while not self.stopping:
                 for key, _ in sel.select(POLL):
                     try:
                         data, source = key.fileobj.recvfrom(65535)

@@ -13,8 +13,11 @@ line saying what it does when started from the command line, and its options as 
 - "indices": whole numbers, or the word all.
 
 `idle` says whether the peer reads through `TcpServer.recv_or_stop`, whose idle limit `--idle`
-sets (from the command line there is none unless --idle is given). tests/test_cli.py checks that
-this table and the classes the lesson modules register with `@register` agree.
+sets (from the command line there is none unless --idle is given).
+
+This table is the one place a peer gets its name: the lesson modules do not register their classes.
+tests/test_cli.py checks that every entry names a class of its module that is a
+`course.serving.LoopbackServer`, and that every flag names a parameter of that class's constructor.
 """
 from __future__ import annotations
 
@@ -127,7 +130,7 @@ PEERS: dict[str, dict] = {
         "options": [],
     },
     "tcp-lines": {
-        "module": "course.sockets", "class": "LineServer", "transport": "tcp", "idle": False,
+        "module": "course.sockets", "class": "LineSender", "transport": "tcp", "idle": False,
         "does": "sends each client known UTF-8 lines in odd chunks, each once the previous one was read, then closes",
         "options": [{"flag": "--payload", "param": "payload", "kind": "bytes", "help": "the bytes to send (escapes such as \\n allowed)"},
                     {"flag": "--chunks", "param": "chunks", "kind": "ints", "help": "chunk sizes, repeated (default 1 2 3 5 8)"}],

@@ -24,7 +24,7 @@ import time
 from typing import Callable
 
 from course import sumproto
-from course.serving import POLL, Address, TcpServer, UdpServer, format_address, register
+from course.serving import POLL, Address, TcpServer, UdpServer, format_address
 
 __all__ = [
     "SEED_DEADLINE",
@@ -64,7 +64,6 @@ class _ReadOnce(TcpServer):
         return b""
 
 
-@register("tcp-sum-seed002")
 class SeedTcpSumServer(_ReadOnce):
     """Seed 002's TCP sum server: one Read of at most 256 bytes is one request, the reply
     {"Sum":N} is written with no newline, many requests per connection until a 30 s deadline.
@@ -103,7 +102,6 @@ class SeedTcpSumServer(_ReadOnce):
             self.record("send", who, reply)
 
 
-@register("udp-sum-seed002")
 class SeedUdpSumServer(UdpServer):
     """Seed 002's UDP sum server: each datagram is one request (no "id"), answered {"Sum":N} to
     its sender; the whole server stops 30 s after it started.
@@ -126,28 +124,17 @@ class SeedUdpSumServer(UdpServer):
         self.deadline = deadline
         self.expired = threading.Event()
 
-    def _serve_forever(self) -> None:
+    def serve_forever(self) -> None:
         until = _deadline_at(self.deadline)
-        while not self._stop.is_set():
+        while not self.stopping:
             if until is not None and time.monotonic() >= until:
                 self.record("deadline")
                 self.expired.set()
-                self._untrack(self.sock)  # the Go program returns: its socket is closed
+                self.untrack(self.sock)  # the Go program returns: its socket is closed
                 return
-            try:
-                data, addr = self.sock.recvfrom(self.max_datagram)
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                continue
-            marker = self._markers.get(addr)
-            if marker is not None and data == marker[0]:
-                marker[1].set()
-                continue
-            self.record("recv", format_address(addr), data)
-            self.handle_datagram(data, addr)
+            got = self.next_datagram()
+            if got is not None:
+                self.handle_datagram(*got)
 
     def handle_datagram(self, data: bytes, addr: Address) -> None:
         try:
@@ -162,7 +149,6 @@ def got(text: str) -> str:
     return "got: " + text
 
 
-@register("tcp-chat-seed004")
 class SeedChatServer(_ReadOnce):
     """Seed 004's chat server: each Read (at most 1024 bytes) is one message, answered by the
     operator with one line sent with no newline; the operator's "exit" closes the chat.

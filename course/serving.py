@@ -12,9 +12,10 @@ bytes), so that a check can say what the peer observed ("the server received b'h
 127.0.0.1:40312") and a grader can compare it outside the learner's kernel.
 
 Subclasses implement `handle_connection(conn, addr)` (TCP, one thread per connection) or
-`handle_datagram(data, addr)` (UDP, one thread). `register("name")` puts a class in REGISTRY under
-the name `python -m course serve NAME` starts it by; the command line itself reads the table in
-course/peers.py (so that it imports no lesson module), and tests/test_cli.py keeps the two equal.
+`handle_datagram(data, addr)` (UDP, one thread); what else they may override and what they may
+call is listed in the docstrings of `LoopbackServer`, `TcpServer` and `UdpServer`, the way the
+standard library's socketserver lists it. Which peers `python -m course serve NAME` starts is the
+table in course/peers.py, the one place a peer gets its name.
 """
 from __future__ import annotations
 
@@ -31,8 +32,6 @@ __all__ = [
     "POLL",
     "JOIN_TIMEOUT",
     "Address",
-    "REGISTRY",
-    "register",
     "loopback_host",
     "family_of",
     "format_address",
@@ -47,18 +46,15 @@ JOIN_TIMEOUT = 2.0  # seconds a close() waits for each thread before it calls th
 
 Address = tuple  # (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6
 
-REGISTRY: dict[str, type] = {}
-
 
 def register(name: str) -> Callable[[type], type]:
-    """Class decorator: make a reference peer startable by `python -m course serve NAME`."""
+    """Deprecated, does nothing: a peer's name is its entry in course/peers.py. Kept (not in
+    __all__) for a module that still decorates its peers with it (course.connections)."""
 
-    def add(cls: type) -> type:
-        REGISTRY[name] = cls
-        cls.peer_name = name
+    def unchanged(cls: type) -> type:
         return cls
 
-    return add
+    return unchanged
 
 
 def loopback_host(host: str) -> str:
@@ -87,10 +83,31 @@ def format_address(address: Address) -> str:
 
 
 class LoopbackServer:
-    """Base class: one socket on a loopback address, served by threads, cleaned up on exit."""
+    """Base class: one socket on a loopback address, served by threads, cleaned up on exit.
+
+    `start()` (or entering the `with` block) binds the address, calls `setup(sock)`, then runs
+    `serve_forever()` in a thread; `close()` (or leaving the block) sets the stop flag, closes every
+    tracked socket and joins every thread `spawn` started.
+
+    Methods that may be overridden:
+
+    - setup(sock): once, after bind and before serving (call super().setup(sock) to keep the
+      base's listen() or timeout);
+    - serve_forever(): the serving loop, in its own thread; it must return soon after `stopping`
+      becomes true (TcpServer and UdpServer have one: override it only for a loop of your own);
+    - start(): to clean up what a failed start left (call super().start()).
+
+    Methods for subclasses (call them, do not override them):
+
+    - spawn(target, name, *args): run `target(*args)` in a thread that close() joins;
+    - track(sock): a socket close() must close (it is closed at once if the server is stopping);
+    - untrack(sock): close a tracked socket now and forget it;
+    - record(kind, *data): remember what was seen on the wire (`events`, `events_of(kind)`);
+    - stopping: true once close() has begun; stop_event: the same as a threading.Event, to wait
+      on (`self.stop_event.wait(seconds)` is a pause that close() cuts short).
+    """
 
     sock_type = socket.SOCK_STREAM
-    peer_name = "server"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host = loopback_host(host)
@@ -120,13 +137,24 @@ class LoopbackServer:
             ) from exc
         self.sock = sock
         self.address = sock.getsockname()
-        self._track(sock)
+        self.track(sock)
         self.setup(sock)
-        self._spawn(self._serve_forever, f"{type(self).__name__}-{self.port}")
+        self.spawn(self._serving_loop(), f"{type(self).__name__}-{self.port}")
         return self
+
+    def _serving_loop(self) -> Callable[[], None]:
+        """serve_forever, or the `_serve_forever` a subclass written before the hooks were public
+        overrides (course.connections._UdpSink still does): its loop, not the base's, serves."""
+        if getattr(type(self), "_serve_forever", None) is not None:
+            return self._serve_forever
+        return self.serve_forever
 
     def setup(self, sock: socket.socket) -> None:
         """Called once after bind, before serving starts (TCP servers listen here)."""
+
+    def serve_forever(self) -> None:
+        """The serving loop, run in its own thread by start(); returns once `stopping`."""
+        raise NotImplementedError(f"{type(self).__name__} has no serve_forever(); subclass TcpServer or UdpServer")
 
     def close(self) -> None:
         """Stop serving, close every socket, join every thread. Safe to call twice."""
@@ -171,7 +199,13 @@ class LoopbackServer:
 
     @property
     def stopping(self) -> bool:
+        """True once close() has begun: a loop or handler should return."""
         return self._stop.is_set()
+
+    @property
+    def stop_event(self) -> threading.Event:
+        """The event close() sets: wait on it for a pause that close() cuts short."""
+        return self._stop
 
     def record(self, *event) -> None:
         """Remember something seen on the wire, as plain data."""
@@ -183,33 +217,43 @@ class LoopbackServer:
         with self._events_lock:
             return [e[1:] for e in self.events if e[1] == kind]
 
-    # -- plumbing for subclasses ---------------------------------------------------------------
-    def _spawn(self, target: Callable, name: str, *args) -> threading.Thread:
+    # -- for subclasses --------------------------------------------------------------------------
+    def spawn(self, target: Callable, name: str, *args) -> threading.Thread:
+        """Run target(*args) in a daemon thread named `name` that close() joins."""
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
         self._threads = [x for x in self._threads if x.is_alive()]
         self._threads.append(t)
         t.start()
         return t
 
-    def _track(self, s: socket.socket) -> None:
+    def track(self, s: socket.socket) -> None:
+        """Make close() close `s` too; if the server is already stopping, close `s` now."""
         with self._sockets_lock:
             if self._stop.is_set():
                 s.close()
                 return
             self._sockets.add(s)
 
-    def _untrack(self, s: socket.socket) -> None:
+    def untrack(self, s: socket.socket) -> None:
+        """Close `s` now and forget it."""
         with self._sockets_lock:
             self._sockets.discard(s)
         s.close()
 
-    def _serve_forever(self) -> None:
-        raise NotImplementedError
-
 
 class TcpServer(LoopbackServer):
     """A listening TCP socket; each accepted connection is served by `handle_connection` in its
-    own thread, with a per-operation timeout of `io_timeout` seconds."""
+    own thread, with a per-operation timeout of `io_timeout` seconds.
+
+    Methods that may be overridden: handle_connection(conn, addr) (the one every peer overrides:
+    serve one accepted connection; returning closes it), setup(sock) (call super().setup(sock),
+    which listens), idle_seconds(), and those of LoopbackServer. Attributes to set: backlog,
+    io_timeout, idle_limit.
+
+    Methods for subclasses: recv_or_stop(conn, bufsize) (a recv that returns b'' on stop or after
+    idle_seconds() of silence), and those of LoopbackServer (spawn, track, untrack, record,
+    stopping, stop_event). Each accepted connection is tracked and recorded ('accept', 'close').
+    """
 
     sock_type = socket.SOCK_STREAM
     backlog = 16
@@ -227,7 +271,8 @@ class TcpServer(LoopbackServer):
         sock.listen(self.backlog)
         sock.settimeout(POLL)
 
-    def _serve_forever(self) -> None:
+    def serve_forever(self) -> None:
+        """Accept connections until stopping; each one goes to handle_connection in its own thread."""
         while not self._stop.is_set():
             try:
                 conn, addr = self.sock.accept()
@@ -235,12 +280,12 @@ class TcpServer(LoopbackServer):
                 continue
             except OSError:
                 return  # closed under us: we are stopping
-            self._track(conn)
+            self.track(conn)
             if self._stop.is_set():
                 return
             conn.settimeout(self.io_timeout)
             self.record("accept", format_address(addr))
-            self._spawn(self._run_handler, f"{type(self).__name__}-conn-{addr[1]}", conn, addr)
+            self.spawn(self._run_handler, f"{type(self).__name__}-conn-{addr[1]}", conn, addr)
 
     def _run_handler(self, conn: socket.socket, addr: Address) -> None:
         try:
@@ -249,7 +294,7 @@ class TcpServer(LoopbackServer):
             pass  # the peer went away or we are stopping: nothing to serve any more
         finally:
             self.record("close", format_address(addr))
-            self._untrack(conn)
+            self.untrack(conn)
 
     def handle_connection(self, conn: socket.socket, addr: Address) -> None:
         raise NotImplementedError
@@ -274,7 +319,17 @@ class TcpServer(LoopbackServer):
 
 
 class UdpServer(LoopbackServer):
-    """A bound UDP socket; every datagram goes to `handle_datagram(data, addr)` in one thread."""
+    """A bound UDP socket; every datagram goes to `handle_datagram(data, addr)` in one thread.
+
+    Methods that may be overridden: handle_datagram(data, addr) (the one every peer overrides:
+    answer one datagram, recorded as 'recv' before the call), setup(sock) (call super().setup(sock)),
+    serve_forever() (a loop of your own, built on next_datagram()), and those of LoopbackServer.
+    Attribute to set: max_datagram.
+
+    Methods for subclasses: next_datagram() (the next datagram within POLL s, recorded, or None),
+    sendto(data, addr) (send and record 'send'), settle(timeout), and those of LoopbackServer
+    (spawn, track, untrack, record, stopping, stop_event).
+    """
 
     sock_type = socket.SOCK_DGRAM
     max_datagram = 65535
@@ -286,22 +341,27 @@ class UdpServer(LoopbackServer):
     def setup(self, sock: socket.socket) -> None:
         sock.settimeout(POLL)
 
-    def _serve_forever(self) -> None:
+    def serve_forever(self) -> None:
+        """Hand every datagram to handle_datagram until stopping."""
         while not self._stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(self.max_datagram)
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                continue  # e.g. ICMP port unreachable reported on this socket: keep serving
-            marker = self._markers.get(addr)
-            if marker is not None and data == marker[0]:
-                marker[1].set()  # settle(): everything queued before it is handled
-                continue
-            self.record("recv", format_address(addr), data)
-            self.handle_datagram(data, addr)
+            got = self.next_datagram()
+            if got is not None:
+                self.handle_datagram(*got)
+
+    def next_datagram(self) -> tuple[bytes, Address] | None:
+        """The next datagram (data, addr) that arrives within POLL s, recorded as ('recv', addr,
+        data); None when none did, when the socket reported an error (e.g. an ICMP port
+        unreachable: keep serving) or was closed (stopping), or for a settle() marker."""
+        try:
+            data, addr = self.sock.recvfrom(self.max_datagram)
+        except OSError:  # TimeoutError included
+            return None
+        marker = self._markers.get(addr)
+        if marker is not None and data == marker[0]:
+            marker[1].set()  # settle(): everything queued before it is handled
+            return None
+        self.record("recv", format_address(addr), data)
+        return data, addr
 
     def settle(self, timeout: float = 5.0) -> None:
         """Return once every datagram that reached the server's socket so far has been handled.

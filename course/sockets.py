@@ -12,8 +12,8 @@ Unix "a connection is a file" with a file descriptor. This module is the course'
   what the seed says where it is imprecise, and a `demo` that provokes the documented error on
   real loopback sockets, so that the table a notebook shows (`methods_table()`) is measured, not
   copied. The errno names are Linux's (include/uapi/asm-generic/errno*.h).
-- Peers for the checks: `LineServer` (registered as "tcp-lines") sends known UTF-8 lines in odd
-  chunks, one chunk per read of the client; `with closed_port() as port:` holds a port nobody
+- Peers for the checks: `LineSender` ("tcp-lines" in course/peers.py) sends known UTF-8 lines in
+  odd chunks, one chunk per read of the client; `with closed_port() as port:` holds a port nobody
   listens on (connect is refused); `FullBacklogListener` listens but never accepts, and its accept
   queue is full, so that Linux drops new SYNs and a connect times out instead of being refused.
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import ipaddress
 import socket
 import struct
 import termios
 import time
+import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -38,14 +38,14 @@ from course.deadline import Deadline, wait_for
 from course.errors import PeerError, SetupError
 from course.framing import split_into_chunks as chunked
 from course.serving import tcp_pair  # noqa: F401  (notebooks import it from here)
-from course.serving import Address, TcpServer, format_address, loopback_host, register
+from course.kernel import window
+from course.serving import Address, TcpServer, family_of, format_address, loopback_host
 
 __all__ = [
     "tcp_pair",  # re-exported from course.serving: the notebook takes it from here
     "DESCRIBE_KEYS",
     "TIMEOUT_ERRNOS",
     "describe_socket",
-    "family_for",
     "probe",
     "read_lines",
     "closed_port",
@@ -53,7 +53,7 @@ __all__ = [
     "listening_socket",
     "FullBacklogListener",
     "DEFAULT_LINES",
-    "LineServer",
+    "LineSender",
     "Method",
     "Outcome",
     "METHODS",
@@ -98,11 +98,6 @@ def describe_socket(sock: socket.socket) -> dict:
     }
 
 
-def family_for(host: str) -> socket.AddressFamily:
-    """AF_INET6 for an IPv6 literal such as '::1', AF_INET for '127.0.0.1'."""
-    return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-
-
 def probe(address: Address, timeout: float = 1.0) -> str:
     """Is a TCP server listening at `address`? One connect_ex on a fresh socket, never raises:
 
@@ -110,7 +105,7 @@ def probe(address: Address, timeout: float = 1.0) -> str:
     the SYN with RST), 'timeout' (no answer within `timeout` seconds); any other error number: its
     name from errno.errorcode, e.g. 'ENETUNREACH'. The socket is closed before returning.
     """
-    with socket.socket(family_for(address[0]), socket.SOCK_STREAM) as s:
+    with socket.socket(family_of(address[0]), socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         code = s.connect_ex(address)
     if code == 0:
@@ -142,7 +137,7 @@ def closed_port(host: str = "127.0.0.1") -> Iterator[int]:
     it (port 0, the kernel chooses) but never listens, so a connect to it is refused (the kernel
     answers the SYN with RST), and no other socket can take the port meanwhile. (Binding port 0,
     reading the port and closing would leave a race: any program could bind it before the connect.)"""
-    with socket.socket(family_for(loopback_host(host)), socket.SOCK_STREAM) as s:
+    with socket.socket(family_of(loopback_host(host)), socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         yield s.getsockname()[1]
 
@@ -155,7 +150,7 @@ UNREACHABLE_HOST = "127.255.255.255"
 @contextmanager
 def listening_socket(host: str = "127.0.0.1", backlog: int = 16) -> Iterator[socket.socket]:
     """A listening TCP socket on `host` port 0 that nobody accepts from; closed on exit."""
-    with socket.socket(family_for(loopback_host(host)), socket.SOCK_STREAM) as s:
+    with socket.socket(family_of(loopback_host(host)), socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         s.listen(backlog)
         yield s
@@ -194,7 +189,7 @@ class FullBacklogListener:
 
     def start(self) -> "FullBacklogListener":
         try:
-            self.listener = self._stack.enter_context(socket.socket(family_for(self.host), socket.SOCK_STREAM))
+            self.listener = self._stack.enter_context(socket.socket(family_of(self.host), socket.SOCK_STREAM))
             self.listener.bind((self.host, 0))
             self.listener.listen(0)
             self.address = self.listener.getsockname()
@@ -235,8 +230,7 @@ class FullBacklogListener:
 DEFAULT_LINES = b"hello\n\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c\n\n  two spaces each side  \nlast line, no newline"
 
 
-@register("tcp-lines")
-class LineServer(TcpServer):
+class LineSender(TcpServer):
     """Sends known UTF-8 lines to each client in odd chunks (one chunk per read), then closes.
 
     Each chunk is written only after the previous one has reached the client's kernel and the
@@ -245,7 +239,9 @@ class LineServer(TcpServer):
     every time. Give the client socket as `reader` when it lives in the same process: its kernel
     is then asked through its descriptor (TCP_INFO's bytes received, FIONREAD); otherwise through
     this end's send queue (SIOCOUTQ: bytes the client's kernel has not acknowledged yet) and the
-    client's line in /proc/net/tcp.
+    client's socket as the kernel lists it (course.kernel.window: sock_diag, or /proc/net/tcp).
+
+    (Named `LineServer` before, a name course.tcp.LineServer, which *answers* lines, also has.)
     """
 
     CHUNK_WAIT = 10.0  # deadline for the client to read a chunk; only a client that stops reading meets it
@@ -302,7 +298,8 @@ class LineServer(TcpServer):
     def unread_bytes(self, conn: socket.socket) -> int:
         """Bytes the client has received but not read yet; 0 once it is gone. With `reader` (the
         client socket, when it lives in this process) ask its descriptor (ioctl FIONREAD, as
-        `ss` would show Recv-Q); otherwise find the client's line in /proc/net/tcp."""
+        `ss` would show Recv-Q); otherwise ask the kernel about the client's socket
+        (course.kernel.window: one sock_diag lookup, or /proc/net/tcp where netlink is refused)."""
         if self.reader is not None:
             try:
                 return struct.unpack("i", fcntl.ioctl(self.reader.fileno(), termios.FIONREAD, b"\0" * 4))[0]
@@ -312,15 +309,8 @@ class LineServer(TcpServer):
             client, me = conn.getpeername()[:2], conn.getsockname()[:2]
         except OSError:
             return 0
-        table = "tcp6" if conn.family == socket.AF_INET6 else "tcp"
-        port = f":{client[1]:04X} "
-        with open(f"/proc/net/{table}") as f:
-            header, *lines = f.read().splitlines()
-        text = "\n".join([header] + [line for line in lines if port in line])  # parse only the few candidates
-        for e in kernel.parse_proc_net(text, table):
-            if e.local == client and e.remote == me:
-                return e.rx_queue if e.state == "ESTABLISHED" else 0
-        return 0
+        e = window.current().lookup((client, me))
+        return e.rx_queue if e is not None and e.state == "ESTABLISHED" else 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -662,4 +652,14 @@ def corrections_table() -> str:
     return "\n".join(rows)
 
 
-__getattr__ = forward_moved_checks(__name__, "course.checks.sockets")  # sockets.check_* of earlier releases
+_moved_checks = forward_moved_checks(__name__, "course.checks.sockets")  # sockets.check_* of earlier releases
+# Old names, kept working for a notebook of an earlier release or a learner's own cell (not in __all__).
+_DEPRECATED = {"LineServer": ("LineSender", LineSender), "family_for": ("course.serving.family_of", family_of)}
+
+
+def __getattr__(name: str):
+    if name in _DEPRECATED:
+        new, value = _DEPRECATED[name]
+        warnings.warn(f"course.sockets.{name} is now {new}", DeprecationWarning, stacklevel=2)
+        return value
+    return _moved_checks(name)

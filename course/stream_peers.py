@@ -37,7 +37,7 @@ from course import buffers, framing
 from course.checks import forward_moved_checks
 from course.deadline import Deadline
 from course.framing import IncompleteMessage
-from course.serving import Address, TcpServer, register
+from course.serving import Address, TcpServer
 
 __all__ = [
     "PACE_LIMIT",
@@ -88,7 +88,6 @@ def seeded_bytes(n: int, seed: int) -> bytes:
 # ----------------------------------------------------------------------------------------------
 # Senders
 # ----------------------------------------------------------------------------------------------
-@register("stream-chunks")
 class ChunkedSender(TcpServer):
     """Sends its payload in chunks, one send() per chunk, paced by the TCP flow, then closes."""
 
@@ -125,7 +124,7 @@ class ChunkedSender(TcpServer):
             self.record("send", chunk)
             self.pace(conn)
         if self.keep_open and self.close_after is None:
-            while not self._stop.wait(0.05):
+            while not self.stop_event.wait(0.05):
                 pass
         self.record("closing", len(self.payload) if self.close_after is None else self.close_after)
 
@@ -138,7 +137,7 @@ class ChunkedSender(TcpServer):
         a guard. Never a fixed grace period: on a busy machine the next chunk waits longer, so the
         cuts the reader sees do not change."""
         deadline = Deadline(PACE_LIMIT)
-        while not deadline.expired() and not self._stop.is_set():
+        while not deadline.expired() and not self.stopping:
             try:
                 reader = self.reader
                 if reader is not None:
@@ -156,21 +155,18 @@ class ChunkedSender(TcpServer):
             time.sleep(PACE_POLL)
 
 
-@register("stream-one-byte")
 class OneByteSender(ChunkedSender):
     """Sends its payload one byte per send(), each after the previous one was read or acknowledged."""
 
     chunking = "one-byte"
 
 
-@register("stream-random-chunks")
 class RandomChunkSender(ChunkedSender):
     """Sends its payload in seeded random chunks of 1 to 7 bytes, one send() each."""
 
     chunking = "random"
 
 
-@register("stream-coalesce")
 class CoalescingSender(ChunkedSender):
     """Sends many length-prefixed messages in one single write, then closes."""
 
@@ -179,7 +175,6 @@ class CoalescingSender(ChunkedSender):
         super().__init__(framing.encode_messages(self.messages), chunking="whole", host=host, port=port, **kw)
 
 
-@register("stream-close-mid-message")
 class MidMessageCloser(ChunkedSender):
     """Sends the first half of a length-prefixed message, then closes the connection."""
 
@@ -192,7 +187,6 @@ class MidMessageCloser(ChunkedSender):
 # ----------------------------------------------------------------------------------------------
 # Readers
 # ----------------------------------------------------------------------------------------------
-@register("stream-never-reads")
 class NeverReader(TcpServer):
     """Accepts connections and never reads from them, so the sender's buffers fill up."""
 
@@ -208,7 +202,7 @@ class NeverReader(TcpServer):
 
     def handle_connection(self, conn: socket.socket, addr: Address) -> None:
         self.connections.append(conn)
-        while not self._stop.wait(0.05):
+        while not self.stop_event.wait(0.05):
             pass
 
     def queued(self) -> int:
@@ -222,7 +216,6 @@ class NeverReader(TcpServer):
         return total
 
 
-@register("stream-slow-reader")
 class SlowReader(TcpServer):
     """Reads `chunk` bytes per recv(), pausing `pause` s between reads, once its gate opens."""
 
@@ -249,7 +242,7 @@ class SlowReader(TcpServer):
     def handle_connection(self, conn: socket.socket, addr: Address) -> None:
         if self.gate is not None:
             deadline = Deadline(self.io_timeout)
-            while not self.gate() and not deadline.expired() and not self._stop.is_set():
+            while not self.gate() and not deadline.expired() and not self.stopping:
                 time.sleep(PACE_POLL)
         while True:
             data = self.recv_or_stop(conn, self.chunk)
@@ -259,10 +252,9 @@ class SlowReader(TcpServer):
             self.received += data
             self.recv_sizes.append(len(data))
             if self.pause:
-                self._stop.wait(self.pause)
+                self.stop_event.wait(self.pause)
 
 
-@register("stream-framed-echo")
 class MessageCollector(TcpServer):
     """Decodes length-prefixed messages ('!I' header), records each one and sends it back framed."""
 

@@ -16,8 +16,9 @@ own thread and record what they saw in `events`. Each is also a CLI peer (`pytho
 - `TcpChatServer` ("tcp-chat") is seed 004's chat with a scripted operator; "exit" ends a chat.
 
 Between two writes, `ReplyThenCloseServer` (and the checks' clients, when they split a message on
-purpose) wait until the peer has *read* what was sent, as the kernel reports it (`queues`: the
-sock_diag netlink lookup that `ss` uses, or /proc/net/tcp where netlink is not allowed). That is a
+purpose) wait until the peer has *read* what was sent, as the kernel reports it
+(`unacked_and_unread`: the sock_diag netlink lookup that `ss` uses, or course.kernel's /proc reader
+where netlink is not allowed). That is a
 condition, not a sleep: the pieces reach the reader as separate recv() results on any machine, so
 a reader that assumes "one recv = one message" fails every time.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import warnings
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Callable
 
@@ -39,14 +41,15 @@ from course.checks import forward_moved_checks
 from course.checks.runner import DEFAULT_TIMEOUT
 from course.deadline import Deadline
 from course.errors import YourCodeError
-from course.serving import POLL, Address, TcpServer, format_address, register
+from course.kernel.proc import normal_address
+from course.serving import POLL, Address, TcpServer, format_address
 
 if TYPE_CHECKING:
     from course.checks.tcp import ServerUnderTest
 
 __all__ = [
     "state_of",
-    "queues",
+    "unacked_and_unread",
     "peer_has_read",
     "wait_until_peer_read",
     "wait_until_delivered",
@@ -71,11 +74,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 # What the kernel says about a connection
 # ----------------------------------------------------------------------------------------------
-def _proc_address(address: Address) -> str:
-    """An IPv4 address as /proc/net/tcp prints it: 127.0.0.1:54012 -> '0100007F:D2FC'."""
-    return f"{socket.inet_aton(address[0])[::-1].hex().upper()}:{address[1]:04X}"
-
-
 def _diag(local: Address, remote: Address) -> kernel.SocketEntry | None:
     """The IPv4 TCP socket local -> remote (remote ('0.0.0.0', 0) finds a listener), asked to the
     kernel with one sock_diag netlink request (`kernel.diag.query`, what `ss` uses); None if there
@@ -115,51 +113,41 @@ def state_of(sock: socket.socket) -> str:
     return kernel.tcp_state(sock)
 
 
-def queues(sock: socket.socket) -> tuple[int, int]:
+def unacked_and_unread(sock: socket.socket) -> tuple[int, int]:
     """(bytes `sock` sent that its peer has not acknowledged yet, bytes waiting in the peer's
-    receive queue that the peer's program has not read yet), from /proc/net/tcp; (0, 0) when the
-    connection is gone. Both ends must be in this network namespace (always true on loopback).
+    receive queue that the peer's program has not read yet): what this end of a connection still
+    waits for; (0, 0) when the connection is gone. Both ends must be in this network namespace
+    (always true on loopback). Not `course.buffers.queues`, which is one socket's own two queues.
 
     It asks the kernel about these two sockets only (sock_diag netlink, `_diag_lookup`): reading
-    the whole /proc table, the fallback, costs tens of ms on a machine with thousands of sockets.
+    the whole /proc table (course.kernel.all_sockets), the fallback where netlink is not allowed,
+    costs tens of ms on a machine with thousands of sockets.
     """
     try:
         local, remote = sock.getsockname(), sock.getpeername()
     except (OSError, ValueError):
         return (0, 0)  # closed or no longer connected: nothing more will be read
-    if sock.family != socket.AF_INET:
+    if sock.family == socket.AF_INET:
+        try:
+            mine, peer = _diag_lookup(local, remote), _diag_lookup(remote, local)
+            return (mine[1] if mine else 0, peer[0] if peer else 0)
+        except OSError:
+            pass  # no netlink here (a sandbox): read the whole table instead
+    try:
         entries = kernel.all_sockets(("tcp",))
-        mine = [e for e in entries if e.local == tuple(local[:2]) and e.remote == tuple(remote[:2])]
-        peer = [e for e in entries if e.local == tuple(remote[:2]) and e.remote == tuple(local[:2]) and e.state != "TIME_WAIT"]
-        return (mine[0].tx_queue if mine else 0, peer[0].rx_queue if peer else 0)
-    try:
-        mine, peer = _diag_lookup(local, remote), _diag_lookup(remote, local)
-        return (mine[1] if mine else 0, peer[0] if peer else 0)
-    except OSError:
-        pass  # no netlink here (a sandbox): read the whole table instead
-    me, them = _proc_address(local), _proc_address(remote)
-    try:
-        with open("/proc/net/tcp") as f:
-            text = f.read()
     except OSError:
         return (0, 0)
-    tx = rx = 0
-    for line in text.splitlines()[1:]:
-        if me not in line:
-            continue
-        fields = line.split(None, 5)
-        if fields[1] == me and fields[2] == them:
-            tx = int(fields[4].split(":")[0], 16)
-        elif fields[1] == them and fields[2] == me and fields[3] != "06":  # 06: TIME_WAIT
-            rx = int(fields[4].split(":")[1], 16)
-    return (tx, rx)
+    local, remote = normal_address(local), normal_address(remote)
+    mine = [e for e in entries if e.local == local and e.remote == remote]
+    peer = [e for e in entries if e.local == remote and e.remote == local and e.state != "TIME_WAIT"]
+    return (mine[0].tx_queue if mine else 0, peer[0].rx_queue if peer else 0)
 
 
 def peer_has_read(sock: socket.socket) -> bool:
     """True when everything `sock` sent has reached the peer and the peer's program has read it:
     our send queue is empty (all acknowledged) and the peer's receive queue is empty. A peer that
     is gone (closed) has nothing left to read, so that counts as read too."""
-    return queues(sock) == (0, 0)
+    return unacked_and_unread(sock) == (0, 0)
 
 
 def wait_until_peer_read(sock: socket.socket, timeout: float = 1.0, stop: threading.Event | None = None) -> bool:
@@ -177,7 +165,7 @@ def wait_until_delivered(sock: socket.socket, timeout: float = 1.0) -> bool:
     """Wait until the peer's kernel has acknowledged everything `sock` sent (it sits in the peer's
     receive buffer, read or not). Returns False on timeout."""
     deadline = Deadline(timeout)
-    while queues(sock)[0]:
+    while unacked_and_unread(sock)[0]:
         if deadline.expired():
             return False
         threading.Event().wait(min(0.005, deadline.remaining()))
@@ -197,7 +185,6 @@ def sum_answer(line: bytes) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Reference servers
 # ----------------------------------------------------------------------------------------------
-@register("tcp-echo")
 class TcpEchoServer(TcpServer):
     """Sends back every byte it receives, on each connection, until the client closes."""
 
@@ -234,7 +221,6 @@ class LineServer(TcpServer):
         raise NotImplementedError
 
 
-@register("tcp-sum")
 class TcpSumServer(LineServer):
     """Seed 002's sum service, one JSON request per line: {"A":7,"B":4} -> {"Sum":11}, many per connection."""
 
@@ -242,7 +228,6 @@ class TcpSumServer(LineServer):
         return sumproto.frame(sumproto.answer(line, ids=False))
 
 
-@register("tcp-silent")
 class SilentServer(TcpServer):
     """Accepts every connection and never sends a byte (what a client's timeout is for)."""
 
@@ -254,7 +239,6 @@ class SilentServer(TcpServer):
             self.record("recv", format_address(addr), data)
 
 
-@register("tcp-reply-close")
 class ReplyThenCloseServer(TcpServer):
     """Reads one request line, answers it in several writes, then closes the connection.
 
@@ -286,7 +270,7 @@ class ReplyThenCloseServer(TcpServer):
         self.record("recv", format_address(addr), request)
         for i, part in enumerate(self.reply_to(request)):
             if i:
-                wait_until_peer_read(conn, self.pause_timeout, self._stop)
+                wait_until_peer_read(conn, self.pause_timeout, self.stop_event)
             if self.stopping:
                 return
             conn.sendall(part)
@@ -294,7 +278,6 @@ class ReplyThenCloseServer(TcpServer):
         self.record("closing", format_address(addr))
 
 
-@register("tcp-chat")
 class TcpChatServer(LineServer):
     """Seed 004's chat server with a scripted operator: answers each line; "exit" closes the chat.
 
@@ -608,4 +591,7 @@ def __getattr__(name: str):
         from course.checks import tcp as moved
 
         return getattr(moved, name)
+    if name == "queues":  # the old name, which course.buffers.queues (one socket's own queues) also had
+        warnings.warn("course.tcp.queues is now course.tcp.unacked_and_unread", DeprecationWarning, stacklevel=2)
+        return unacked_and_unread
     return _forward_checks(name)

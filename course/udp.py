@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 
 from course import sumproto
 from course.checks import forward_moved_checks
-from course.serving import Address, UdpServer, family_of, format_address, loopback_host, register
+from course.serving import Address, UdpServer, family_of, format_address, loopback_host
 
 __all__ = [
     "UdpEchoServer",
@@ -71,7 +71,6 @@ class _UdpPeer(UdpServer):
                 raise
 
 
-@register("udp-echo")
 class UdpEchoServer(_UdpPeer):
     """Sends every datagram back to the address it came from."""
 
@@ -79,7 +78,6 @@ class UdpEchoServer(_UdpPeer):
         self.sendto(data, addr)
 
 
-@register("udp-sum")
 class UdpSumServer(_UdpPeer):
     """Answers seed 002's JSON sum over UDP: {"A":7,"B":4} -> {"Sum":11} (and {"Error":...}), the
     request's "id" copied (`course.sumproto.answer`)."""
@@ -104,7 +102,6 @@ def drops(index: int, drop: Iterable[int] | str = (), every: int | None = None, 
     return fraction > 0 and random.Random(seed * 1_000_003 + index).random() < fraction
 
 
-@register("udp-lossy")
 class LossyUdpServer(_UdpPeer):
     """Drops chosen datagrams on purpose and answers the others (sum protocol, or echo).
 
@@ -163,12 +160,12 @@ class LossyUdpServer(_UdpPeer):
         if self.stray or self.chatter:
             self.decoy = socket.socket(family_of(self.stray_host), socket.SOCK_DGRAM)
             self.decoy.bind((self.stray_host, 0))
-            self._track(self.decoy)
+            self.track(self.decoy)
         if self.chatter:
-            self._spawn(self._chatter_loop, f"{type(self).__name__}-chatter-{self.port}")
+            self.spawn(self._chatter_loop, f"{type(self).__name__}-chatter-{self.port}")
 
     def _chatter_loop(self) -> None:
-        while not self._stop.wait(self.chatter):
+        while not self.stop_event.wait(self.chatter):
             for addr in list(self._clients):
                 try:
                     self.decoy.sendto(_CHATTER, addr)
@@ -217,7 +214,6 @@ class LossyUdpServer(_UdpPeer):
         return [_address_of(s) for s in seen]
 
 
-@register("udp-chat")
 class UdpChatPeer(_UdpPeer):
     """One end of seed 001's UDP chat: hears lines, answers each with `reply(text)` when given
     (no answer by default), and `say(text, to)`s lines of its own.

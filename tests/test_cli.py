@@ -1,9 +1,7 @@
 """`python -m course`: the peer table, list, serve as a newcomer uses it (nc- and socat-like sessions
 with long pauses, Ctrl-C, bad arguments, peer flags), and the netlab dispatch."""
 import ast
-import importlib
 import inspect
-import pkgutil
 import select
 import signal
 import socket
@@ -16,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import course
 from course import cli
 from course.cli import build_parser, load_peers, main
 from course.deadline import Deadline, wait_for
 from course.peers import PEERS, REPLIES
-from course.serving import REGISTRY
+from course.serving import LoopbackServer
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED = {"tcp-echo", "udp-echo", "tcp-sum-seed002", "udp-sum-seed002", "tcp-chat-seed004"}
@@ -87,16 +84,18 @@ def test_list_names_every_peer_with_a_whole_sentence_and_its_flags(capsys):
         assert entry["does"] in out and not entry["does"].endswith((" when given", ","))
 
 
-def test_the_table_agrees_with_the_classes_the_modules_register():
-    for info in pkgutil.iter_modules(course.__path__):  # every lesson module, so that all register
-        if not info.name.startswith("_") and info.name not in ("cli", "__main__"):
-            importlib.import_module(f"course.{info.name}")
-    registered = {name: (cls.__module__, cls.__name__) for name, cls in REGISTRY.items()}
-    table = {name: (entry["module"], entry["class"]) for name, entry in PEERS.items()}
-    assert table == registered
-    for name, cls in load_peers().items():
-        assert REGISTRY[name] is cls
+def test_every_entry_of_the_table_is_a_server_class_of_its_module_taking_its_flags():
+    """The table is the one source of the peers' names: each entry names a class defined in its
+    module (not an import of it), a LoopbackServer of the entry's transport, whose constructor
+    takes every flag's parameter; no class serves under two names."""
+    classes = load_peers()
+    assert set(classes) == set(PEERS) and REQUIRED <= set(PEERS)
+    assert len({id(cls) for cls in classes.values()}) == len(classes)
+    for name, cls in classes.items():
         entry, params = PEERS[name], inspect.signature(cls.__init__).parameters
+        assert isinstance(cls, type) and issubclass(cls, LoopbackServer), f"{name}: {cls!r} is not a LoopbackServer"
+        assert (cls.__module__, cls.__name__) == (entry["module"], entry["class"]), name
+        assert cls.sock_type == {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}[entry["transport"]], name
         assert entry["transport"] in ("tcp", "udp") and entry["does"] and entry["does"][0].islower()
         for option in entry["options"]:
             assert option["param"] in params, f"{name}: {option['flag']} names no parameter of {cls.__name__}"

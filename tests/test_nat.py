@@ -11,7 +11,7 @@ from course.checks import nat as nat_check
 from course.checks import no_leaked_sockets, recorded
 from course.deadline import wait_for
 from course.errors import YourCodeError
-from course.serving import REGISTRY
+from course.cli import peer_class
 
 IP = "116.226.52.212"
 LAPTOP, PHONE = ("192.168.1.2", 6789), ("192.168.1.3", 5353)
@@ -165,8 +165,8 @@ def test_a_table_returning_a_foreign_port_or_hanging_is_dropped_with_the_reason(
         release.set()
 
 
-def test_whoami_is_a_registered_peer():
-    assert REGISTRY["udp-whoami"] is nat.WhoAmIServer
+def test_whoami_is_a_cli_peer():
+    assert peer_class("udp-whoami") is nat.WhoAmIServer
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from course import sumproto
 from course.deadline import Deadline, wait_for
 from course.seed_peers import SeedChatServer, SeedTcpSumServer, SeedUdpSumServer
-from course.serving import REGISTRY
+from course.cli import peer_class
 from course.tcp import TcpSumServer
 
 SEED_REQUEST = b'{"A":7,"B":4}'  # json.Marshal(socket.Request{A: 7, B: 4}): no newline
@@ -28,10 +28,10 @@ def read_replies(sock: socket.socket, expected: bytes, timeout: float = 5.0) -> 
     return got
 
 
-def test_the_seed_peers_are_registered():
-    assert REGISTRY["tcp-sum-seed002"] is SeedTcpSumServer
-    assert REGISTRY["udp-sum-seed002"] is SeedUdpSumServer
-    assert REGISTRY["tcp-chat-seed004"] is SeedChatServer
+def test_the_seed_peers_are_cli_peers():
+    assert peer_class("tcp-sum-seed002") is SeedTcpSumServer
+    assert peer_class("udp-sum-seed002") is SeedUdpSumServer
+    assert peer_class("tcp-chat-seed004") is SeedChatServer
 
 
 # ----------------------------------------------------------------------------------------------

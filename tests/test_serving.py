@@ -130,3 +130,109 @@ def test_idle_limit_defaults_to_io_timeout_and_can_be_lifted_or_set():
         c.sendall(b"still there")
         c.settimeout(5)
         assert c.recv(100) == b"still there"
+
+
+# ----------------------------------------------------------------------------------------------
+# The extension contract: what a subclass may override and what it may call
+# ----------------------------------------------------------------------------------------------
+def test_the_docstrings_state_the_contract_and_the_hooks_are_public():
+    from course import serving
+
+    for cls in (serving.LoopbackServer, serving.TcpServer, serving.UdpServer):
+        assert "Methods that may be overridden" in cls.__doc__ and "Methods for subclasses" in cls.__doc__
+    for name in ("setup", "serve_forever", "spawn", "track", "untrack", "record", "stopping", "stop_event"):
+        assert name in serving.LoopbackServer.__doc__ and hasattr(serving.LoopbackServer, name)
+    assert "handle_connection(conn, addr)" in serving.TcpServer.__doc__ and "recv_or_stop" in serving.TcpServer.__doc__
+    assert "handle_datagram(data, addr)" in serving.UdpServer.__doc__ and "next_datagram()" in serving.UdpServer.__doc__
+    for old in ("_serve_forever", "_spawn", "_track", "_untrack"):
+        assert not hasattr(serving.LoopbackServer, old), old
+    assert not hasattr(serving, "REGISTRY") and "register" not in serving.__all__
+
+
+def test_a_loop_of_its_own_through_the_public_hooks_is_served_and_cleaned_up():
+    """A LoopbackServer with its own serve_forever, a socket of its own (track) and a helper
+    thread (spawn), pausing on stop_event: close() wakes the pause, closes the socket, joins both."""
+    from course.serving import POLL, LoopbackServer
+
+    class Ticker(LoopbackServer):
+        sock_type = socket.SOCK_DGRAM
+
+        def setup(self, sock):
+            sock.settimeout(POLL)
+            self.extra = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.track(self.extra)
+            self.helper = self.spawn(self.tick, "ticker-helper")
+
+        def tick(self):
+            while not self.stop_event.wait(30):  # a long pause that close() cuts short
+                pass
+            self.record("helper-stopped")
+
+        def serve_forever(self):
+            self.record("serving")
+            while not self.stopping:
+                try:
+                    data, addr = self.sock.recvfrom(100)
+                except OSError:
+                    continue
+                self.record("got", data)
+
+    before = set(threading.enumerate())
+    with Ticker() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.sendto(b"hi", server.address)
+        wait_for(lambda: server.events_of("got"), 5.0, "the loop of its own never received")
+        assert server.events_of("serving") == [("serving",)]
+    assert server.events_of("helper-stopped") == [("helper-stopped",)]
+    assert server.extra.fileno() == -1 and server.sock.fileno() == -1
+    wait_for(lambda: set(threading.enumerate()) <= before, 2.0, "threads were left behind")
+
+
+def test_a_subclass_written_against_the_old_private_loop_is_still_served():
+    """A subclass of an earlier release that overrides `_serve_forever` (course.connections._UdpSink
+    until it moves to serve_forever) keeps its own loop, not the base's."""
+    from course.serving import UdpServer
+
+    class OldSink(UdpServer):
+        def _serve_forever(self):
+            while not self.stopping:
+                try:
+                    _, addr = self.sock.recvfrom(100)
+                    self.sock.sendto(b"k", addr)
+                except OSError:
+                    continue
+
+    with OldSink() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.sendto(b"x", server.address)
+        assert client.recvfrom(10) == (b"k", server.address)
+        assert server.events_of("recv") == []  # its loop records nothing: the base's did not run
+
+
+def test_next_datagram_is_what_a_udp_loop_of_its_own_builds_on():
+    from course.serving import UdpServer
+
+    class Counting(UdpServer):
+        def serve_forever(self):
+            self.seen = 0
+            while not self.stopping:
+                got = self.next_datagram()
+                if got is not None:
+                    self.seen += 1
+                    self.sendto(b"%d" % self.seen, got[1])
+
+    with Counting() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        for i in (1, 2):
+            client.sendto(b"x", server.address)
+            assert client.recvfrom(10) == (b"%d" % i, server.address)
+        server.settle()  # the settle() marker is not a datagram of the loop
+        assert server.seen == 2 and [e[2] for e in server.events_of("recv")] == [b"x", b"x"]
+
+
+def test_register_is_a_deprecated_no_op():
+    from course.serving import register
+
+    class Peer:
+        pass
+
+    assert register("anything")(Peer) is Peer and not hasattr(Peer, "peer_name")

@@ -17,9 +17,11 @@ from course.checks.sockets import without_ports
 from course.cli import load_peers
 from course.deadline import wait_for
 from course.errors import SetupError, YourCodeError
+from course.kernel import window
+from course.serving import family_of
 from course.sockets import (
     FullBacklogListener,
-    LineServer,
+    LineSender,
     chunked,
     closed_port,
     describe_socket,
@@ -133,7 +135,7 @@ def test_full_backlog_listener_closes_everything():
 
 
 # ----------------------------------------------------------------------------------------------
-# chunked, LineServer, read_lines
+# chunked, LineSender, read_lines
 # ----------------------------------------------------------------------------------------------
 def test_chunked_cycles_sizes():
     assert chunked(b"abcdef", [1, 2]) == [b"a", b"bc", b"d", b"ef"]
@@ -149,7 +151,7 @@ def test_chunked_pieces_join_back(payload, sizes):
     assert all(1 <= len(p) <= max(sizes) for p in pieces)
 
 
-def raw_reads(server: LineServer, reader: bool) -> list[bytes]:
+def raw_reads(server: LineSender, reader: bool) -> list[bytes]:
     with socket.socket() as s:
         if reader:
             server.reader = s
@@ -161,17 +163,22 @@ def raw_reads(server: LineServer, reader: bool) -> list[bytes]:
         return reads
 
 
-@pytest.mark.parametrize("reader", [True, False], ids=["ioctl", "proc"])
-def test_line_server_delivers_one_chunk_per_read(reader):
-    with LineServer(chunks=(1, 2, 3)) as server:
+@pytest.mark.parametrize("reader, kernel_window", [(True, None), (False, "current"), (False, "proc")],
+                         ids=["ioctl", "kernel", "proc"])
+def test_line_sender_delivers_one_chunk_per_read(reader, kernel_window, monkeypatch):
+    """With the client's socket, the sender asks its descriptor; without it, the kernel's list of
+    sockets: sock_diag where allowed, /proc/net/tcp (course.kernel.proc) where it is not."""
+    if kernel_window == "proc":
+        monkeypatch.setattr(window, "_CHOSEN", window.ProcWindow())
+    with LineSender(chunks=(1, 2, 3)) as server:
         reads = raw_reads(server, reader)
     assert reads == chunked(sockets.DEFAULT_LINES, (1, 2, 3))
 
 
-def test_line_server_waits_for_a_slow_reader_whatever_the_delay():
+def test_line_sender_waits_for_a_slow_reader_whatever_the_delay():
     """A reader that starts late (a loaded machine) still gets one chunk per read: the server waits
     until each chunk has arrived and been read, not for a fixed time."""
-    with socket.socket() as s, LineServer(payload=b"abcdef", chunks=(1,), reader=s) as server:
+    with socket.socket() as s, LineSender(payload=b"abcdef", chunks=(1,), reader=s) as server:
         s.settimeout(5.0)
         s.connect(server.address)
         wait_for(lambda: server.events_of("send"), 2.0, "the server sent nothing")
@@ -182,19 +189,35 @@ def test_line_server_waits_for_a_slow_reader_whatever_the_delay():
     assert reads == [b"a", b"b", b"c", b"d", b"e", b"f"]
 
 
-def test_line_server_records_what_it_sent_and_its_eof():
-    with LineServer(payload=b"a\nb\n", chunks=(2,)) as server:
+def test_line_sender_records_what_it_sent_and_its_eof():
+    with LineSender(payload=b"a\nb\n", chunks=(2,)) as server:
         raw_reads(server, reader=True)
         wait_for(lambda: server.events_of("eof"), 2.0, "no eof event")
     assert [e[2] for e in server.events_of("send")] == [b"a\n", b"b\n"]
 
 
-def test_line_server_is_registered_for_the_cli():
-    assert load_peers()["tcp-lines"] is LineServer
+def test_line_sender_is_the_cli_peer_tcp_lines():
+    assert load_peers()["tcp-lines"] is LineSender
+
+
+def test_the_old_names_still_work_but_warn_and_are_not_exported():
+    """LineServer (course.tcp.LineServer answers lines; this one sends them) and family_for
+    (serving.family_of is the one) of earlier releases."""
+    with pytest.warns(DeprecationWarning, match="course.sockets.LineServer is now LineSender"):
+        from course.sockets import LineServer
+    assert LineServer is LineSender
+    with pytest.warns(DeprecationWarning, match="family_for is now course.serving.family_of"):
+        family_for = sockets.family_for
+    assert family_for is family_of
+    assert family_for("::1") == socket.AF_INET6 and family_for("127.0.0.2") == socket.AF_INET
+    assert "LineServer" not in sockets.__all__ and "family_for" not in sockets.__all__
+    assert sockets.check_read_lines is check.check_read_lines  # the forwarding of moved checks still works
+    with pytest.raises(AttributeError, match="has no attribute 'LineServe'"):
+        sockets.LineServe
 
 
 def test_read_lines_reference_on_default_lines():
-    with socket.socket() as s, LineServer(chunks=(1, 2), reader=s) as server:
+    with socket.socket() as s, LineSender(chunks=(1, 2), reader=s) as server:
         s.settimeout(2.0)
         s.connect(server.address)
         assert read_lines(s) == ["hello", "你好，世界", "", "  two spaces each side  ", "last line, no newline"]
@@ -207,7 +230,7 @@ lines_text = st.lists(st.text(alphabet="ab 你好\t€", max_size=6), min_size=1
 @given(lines_text, st.booleans(), st.lists(st.integers(1, 7), min_size=1, max_size=3))
 def test_read_lines_reference_any_lines_any_chunks(lines, final_newline, sizes):
     payload = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
-    with socket.socket() as s, LineServer(payload=payload, chunks=sizes, reader=s) as server:
+    with socket.socket() as s, LineSender(payload=payload, chunks=sizes, reader=s) as server:
         s.settimeout(2.0)
         s.connect(server.address)
         got = read_lines(s)

@@ -482,7 +482,8 @@ def test_blank_exercise_fails_fast_with_not_implemented(check, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name.startswith("learner-") and t.is_alive() and not t.daemon]
 
 
-def test_queues_without_netlink_read_proc(monkeypatch):
+def test_unacked_and_unread_without_netlink_read_proc(monkeypatch):
+    """Where sock_diag is refused (a sandbox), the answer comes from course.kernel's /proc reader."""
     def no_netlink(*args):
         raise PermissionError(1, "no netlink in this sandbox")
 
@@ -490,19 +491,31 @@ def test_queues_without_netlink_read_proc(monkeypatch):
     with tcp.accepted_connection() as (listener, conn, client):
         client.sendall(b"abc")
         assert tcp.wait_until_delivered(client)
-        assert tcp.queues(client) == (0, 3)
+        assert tcp.unacked_and_unread(client) == (0, 3)
+        assert tcp.unacked_and_unread(conn) == (0, 0)
         conn.recv(3)
         assert tcp.wait_until_peer_read(client, 2.0)
 
 
-def test_queues_ask_the_kernel_about_one_connection():
+def test_unacked_and_unread_ask_the_kernel_about_one_connection():
     with tcp.accepted_connection() as (listener, conn, client):
         client.sendall(b"abcd")
         assert tcp.wait_until_delivered(client)
-        assert tcp.queues(client) == (0, 4) and tcp.queues(conn) == (0, 0)
+        assert tcp.unacked_and_unread(client) == (0, 4) and tcp.unacked_and_unread(conn) == (0, 0)
         assert tcp._diag_lookup(client.getsockname(), client.getpeername()) == (0, 0)
         assert tcp._diag_lookup(conn.getsockname(), conn.getpeername()) == (4, 0)
     assert tcp._diag_lookup(("127.0.0.1", 1), ("127.0.0.1", 2)) is None
+
+
+def test_the_old_name_queues_still_works_but_warns_and_is_not_exported():
+    """course.tcp.queues of earlier releases; course.buffers.queues (one socket's own queues) keeps its name."""
+    with pytest.warns(DeprecationWarning, match="course.tcp.queues is now course.tcp.unacked_and_unread"):
+        old = tcp.queues
+    assert old is tcp.unacked_and_unread and "queues" not in tcp.__all__
+    with tcp.accepted_connection() as (listener, conn, client):
+        client.sendall(b"ab")
+        assert tcp.wait_until_delivered(client)
+        assert old(client) == (0, 2)
 
 
 def test_state_of_agrees_with_the_proc_table():

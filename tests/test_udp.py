@@ -25,7 +25,8 @@ from course.checks.udp import (
 )
 from course.deadline import wait_for
 from course.errors import YourCodeError
-from course.serving import REGISTRY, format_address
+from course.cli import peer_class
+from course.serving import format_address
 from course.udp import (
     LossyUdpServer,
     UdpChatPeer,
@@ -207,9 +208,9 @@ def test_the_seeded_case_of_the_check_drops_what_its_comment_says():
 # ----------------------------------------------------------------------------------------------
 # Reference peers on real sockets
 # ----------------------------------------------------------------------------------------------
-def test_every_udp_peer_is_registered_for_the_cli():
+def test_every_udp_peer_is_in_the_cli_table():
     for name, cls in {"udp-echo": UdpEchoServer, "udp-sum": UdpSumServer, "udp-lossy": LossyUdpServer, "udp-chat": UdpChatPeer}.items():
-        assert REGISTRY[name] is cls
+        assert peer_class(name) is cls
 
 
 def test_sum_server_answers_each_client_at_its_address():

@@ -5,7 +5,7 @@
 - `check_probe`: the learner's probe on an address of each case of `PROBE_CASES` (a listener, a
   closed port, a full accept queue that never answers, IPv6, an unreachable address); with
   `leaks=True`, only what each call leaves behind (sockets, the default timeout).
-- `check_read_lines`: the learner's read_lines on a socket connected to a `course.sockets.LineServer`
+- `check_read_lines`: the learner's read_lines on a socket connected to a `course.sockets.LineSender`
   that sends the payload of a case of `READ_LINES_CASES` in odd chunks.
 
 The learner's function runs through the runner (`course.checks.runner`) with a deadline; what it
@@ -33,7 +33,7 @@ from course.sockets import (
     DESCRIBE_KEYS,
     UNREACHABLE_HOST,
     FullBacklogListener,
-    LineServer,
+    LineSender,
     closed_port,
     describe_socket,
     listening_socket,
@@ -340,7 +340,7 @@ READ_DEADLINE = 30.0  # seconds read_lines may take in all
 
 
 def check_read_lines(fn: Callable, case: str = "whole") -> None:
-    """Connect to a LineServer that sends the case's payload in the case's chunks and closes;
+    """Connect to a LineSender that sends the case's payload in the case's chunks and closes;
     the learner's function must return every line, decoded, without its '\\n'."""
     payload, chunks = READ_LINES_CASES[case]
     expected = payload.decode("utf-8").split("\n")
@@ -348,7 +348,7 @@ def check_read_lines(fn: Callable, case: str = "whole") -> None:
         expected.pop()
     got = None
     try:
-        with socket.socket() as sock, LineServer(payload=payload, chunks=chunks, reader=sock) as server:
+        with socket.socket() as sock, LineSender(payload=payload, chunks=chunks, reader=sock) as server:
             sock.settimeout(READ_TIMEOUT)
             sock.connect(server.address)
             call = f"read_lines(<socket connected to {server.where}>)"

@@ -4,7 +4,7 @@ Without namespaces: the recording says what the lesson says, a learner's table i
 behaviour (the reference passes, wrong tables are named), and a refused lab prints one line and
 returns the recording. With the lab (as an unused uid with /usr/bin/python3, test_netlab's
 `as_user`; skipped where no lab can be built, a failure under CI): a live run gives the same
-evidence as the recording, and in sandboxes that refuse user namespaces the notebook's own lab
+evidence as the recording (also two at once), the notebook's own lab cells run live, and in sandboxes that refuse user namespaces the notebook's own lab
 cells print one line and the recording, with no traceback. The notebook tests at the end run the
 solution and the blank release in a real kernel and read what the lab cells showed.
 """
@@ -223,6 +223,22 @@ CELLS = """
 """
 
 
+def release_cells() -> dict:
+    nb = nbformat.read(REPO / "notebooks" / NOTEBOOK, as_version=4)
+    return {c.id: c.source for c in nb.cells if c.id in LAB_CELLS}
+
+
+def test_the_notebook_cells_run_live_as_an_ordinary_user(as_user):  # noqa: F811
+    _, results = as_user.run(CELLS.format(cells=release_cells()))
+    shown = results[0]["shown"]
+    assert results[0]["differences"] == []
+    for cid, kind in LAB_CELLS.items():
+        out = shown[cid]["out"]
+        assert "Traceback" not in out and "TRACEBACK" not in out and "no lab network" not in out, out
+        if kind != "compare":
+            assert out.splitlines()[0].endswith("s)") and ", live in the lab (4 network namespaces" in out.splitlines()[0]
+
+
 def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and_the_recording(as_user):  # noqa: F811
     bwrap = shutil.which("bwrap")
     if bwrap is None:
@@ -231,8 +247,7 @@ def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and
         pytest.skip("bwrap is not installed")
     from autograder import seccomp
 
-    nb = nbformat.read(REPO / "notebooks" / NOTEBOOK, as_version=4)
-    cells = {c.id: c.source for c in nb.cells if c.id in LAB_CELLS}
+    cells = release_cells()
     filter_file = as_user.code / "no-userns-natlab.bpf"
     filter_file.write_bytes(seccomp.compiled())
     filter_file.chmod(0o644)

@@ -4,7 +4,10 @@ Loopback never loses a segment and has an MTU of 65,536, so TCP's repairs never 
 demo here builds the course's small lab network (course.netlab.home_network: home 192.168.1.2 --
 router (NAT) -- server 198.51.100.10, every link with an MTU of 1500), captures on home's eth0,
 makes the link from home lose *chosen* packets (the 3rd TCP segment with data, never "10 %"), and
-reads TCP_INFO of home's socket:
+reads TCP_INFO of home's socket. home_network turns off Linux's tail loss probe
+(net.ipv4.tcp_early_retrans = 0, RFC 8985), which would resend a lost last segment a few
+milliseconds later, before the RTO, and on a busy machine make the count of retransmissions depend
+on timing:
 
 - `handshake()`: the SYN and SYN+ACK each announce MSS 1460 (1500 - 20 IP - 20 TCP); with the
   12-byte timestamp option in every segment, a full segment carries 1448 bytes;
@@ -365,12 +368,10 @@ def _transfer_lost(net, segments_to_send: int, loss: Loss, wait_acked: bool) -> 
         with listener, client, conn:
             before = tcp_info_more(client)
             mss = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
-            started = time.monotonic()
             client.sendall(bytes(segments_to_send * mss))
             _read_exactly(conn, segments_to_send * mss)
             after = _wait_info(client, lambda i: i.unacked == 0, "everything acknowledged") if wait_acked else tcp_info_more(client)
-            seconds = time.monotonic() - started
-    return {"segments": _segments(cap), "before": before, "after": after, "seconds": seconds, "cc": cc,
+    return {"segments": _segments(cap), "before": before, "after": after, "cc": cc,
             "lost": link.dropped(toward="router"), "mss": mss}
 
 
@@ -449,8 +450,10 @@ def _run_backoff(net) -> tuple[dict, dict, list[Segment]]:
             started = time.monotonic()
             client.sendall(bytes(n * mss))
             rtos = [_wait_info(client, lambda i: i.unacked == 1, "the first two segments acknowledged").rto_us]
+            expired = []
             for k in (1, 2):
-                rtos.append(_wait_info(client, lambda i, k=k: i.total_retrans >= k, f"{k} retransmission(s)").rto_us)
+                expired.append(_wait_info(client, lambda i, k=k: i.total_retrans >= k, f"{k} retransmission(s)"))
+                rtos.append(expired[-1].rto_us)
             try:
                 client.recv(16)
                 raise PeerError("the lab server answered although the link lost every data segment after the 2nd")
@@ -471,6 +474,8 @@ def _run_backoff(net) -> tuple[dict, dict, list[Segment]]:
         "retransmissions": len(copies) - 1,
         "predicted_retransmissions": len(predicted["retransmissions_ms"]),
         "rto_doubles": [rtos[k + 1] / rtos[k] for k in range(len(rtos) - 1)],
+        "cwnd_after_each_expiry": [i.cwnd for i in expired],
+        "state_after_each_expiry": [i.ca_state for i in expired],
         "error": error,
     }
     measured = {"rto_ms": [r / 1000 for r in rtos], "sent_at_ms": times, "gave_up_after_s": round(waited, 3),
@@ -486,7 +491,9 @@ def _show_backoff(run: LabRun) -> list[str]:
     return [
         f"tcp_retries2 = {e['tcp_retries2']} in home only: a budget of {e['budget_ms']} ms from the first retransmission",
         f"the lost segment was sent at {', '.join(f'{t:g}' for t in sent)} ms: gaps of {', '.join(f'{g:g}' for g in gaps)} ms",
-        f"TCP_INFO rto: {' -> '.join(f'{r:g}' for r in m['rto_ms'])} ms (each expiry doubles it: x{e['rto_doubles']})",
+        f"TCP_INFO rto: {' -> '.join(f'{r:g}' for r in m['rto_ms'])} ms (each expiry doubles it: x{e['rto_doubles']}); "
+        f"cwnd after each expiry: {', '.join(map(str, e['cwnd_after_each_expiry']))} "
+        f"(state {', '.join(e['state_after_each_expiry'])})",
         f"after {e['retransmissions']} retransmissions the connection gave up: recv() raised {e['error']} "
         f"({os.strerror(getattr(errno, e['error']))}) {m['gave_up_after_s']:g} s after sendall()",
         f"Linux's rule, from the first RTO of {m['rto_ms'][0]:g} ms: retransmissions at {', '.join(f'{t:g}' for t in pred[:-1])} ms, "
@@ -513,7 +520,7 @@ def _run_congestion(net) -> tuple[dict, dict, list[Segment]]:
         "ca_state_after": after.ca_state,
     }
     measured = {"duplicate_acks": len(dupacks), "repaired_after_ms": round((segments[copies[-1]].t - segments[copies[0]].t) * 1000, 2),
-                "rto_ms": before.rto_us / 1000, "transfer_ms": round(r["seconds"] * 1000, 1)}
+                "rto_ms": before.rto_us / 1000}
     return evidence, measured, segments
 
 
@@ -542,7 +549,7 @@ def _run_zero_window(net) -> tuple[dict, dict, list[Segment]]:
             client.setblocking(False)
             sent = _push(client, data, 0)
             # the receiver reads nothing: its window closes, and home probes it
-            probing = _wait_info(client, lambda i: i.backoff >= ZERO_WINDOW_PROBES, f"{ZERO_WINDOW_PROBES} zero-window probes")
+            _wait_info(client, lambda i: i.backoff >= ZERO_WINDOW_PROBES, f"{ZERO_WINDOW_PROBES} zero-window probes")
             got = 0
             deadline = Deadline(TIMEOUT)
             while got < len(data):
@@ -570,7 +577,7 @@ def _run_zero_window(net) -> tuple[dict, dict, list[Segment]]:
     }
     t0 = segments[zero].t
     measured = {"accepted_before_the_window_closed": expected - 1, "probes_ms_after_the_zero_window":
-                [round((segments[i].t - t0) * 1000, 1) for i in probes], "backoff_seen": probing.backoff}
+                [round((segments[i].t - t0) * 1000, 1) for i in probes]}
     return evidence, measured, segments
 
 

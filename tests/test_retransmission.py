@@ -102,6 +102,7 @@ def test_the_recording_shows_what_the_notebook_says():
     assert RECORDED["lost_segment"].measured["retransmitted_after_ms"] >= 200
     assert back["retransmissions"] == back["predicted_retransmissions"] == 2 and back["budget_ms"] == 600
     assert back["rto_doubles"] == [2.0, 2.0] and back["error"] == "ETIMEDOUT"
+    assert back["cwnd_after_each_expiry"] == [1, 1] and back["state_after_each_expiry"] == ["Loss", "Loss"]
     assert cong["at_least_3_duplicate_acks"] and cong["repaired_before_the_rto"] and cong["retransmitted_seq"] == [2897]
     assert cong["cwnd_ssthresh_before"] == [10, rt.INFINITE_SSTHRESH] and cong["cwnd_ssthresh_after"] == [8, 8]
     assert zero["rcvbuf_got"] == 2 * zero["rcvbuf_asked"] == 8192 and zero["probes"] == 2 and zero["probe_length"] == [0]

@@ -3,9 +3,12 @@
 Without namespaces: Linux's give-up rule against the times a lab measured (noted beside each case),
 LossFrom's nftables verdict, the recording (it shows what the notebook's prose says), and the
 fallback (a refused lab, or a live run that fails, gives the recording with one line saying why;
-a refusal is not tried again). With labs: every demo's evidence equals the recording's, run by this
-process (root in CI) and by an ordinary user (an unused uid, as tests/test_netlab.py does), and
-inside the sandboxes that refuse user namespaces every demo shows its recording within seconds.
+a refusal is not tried again). With labs: every demo's evidence equals the recording's when this
+process runs it (root in CI); the notebook's lab cells themselves, run by an ordinary user (an
+unused uid, as tests/test_netlab.py does), run live with the recorded evidence, and inside the
+sandboxes that refuse user namespaces each prints the refusal's one line, then the recording,
+within seconds. (tests/test_notebooks.py runs them in a kernel, solution and blank release, and
+tests/test_autograder_samples.py in the grading sandbox.)
 Where no lab can be built the lab tests are skipped, except under CI, where that is a failure.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import errno
 import shutil
 import tempfile
+import textwrap
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -205,17 +209,49 @@ def test_a_syn_is_resent_and_given_up_as_linuxs_rule_says(lab_here):
     assert expect["gives_up_ms"] - 2 <= seconds * 1000 < expect["gives_up_ms"] + 1000, (seconds, expect)
 
 
-AS_USER = """
-    import time
-    from course import retransmission as rt
+def lab_cells() -> list[list[str]]:
+    """[cell id, source] of the solution's lab cells (section 11), as the notebook runs them."""
+    import nbformat
+
+    from notebook_cases import solution_of
+
+    nb = nbformat.read(solution_of("05-connection-life"), as_version=4)
+    cells = [[c.id, c.source] for c in nb.cells if c.cell_type == "code" and c.id.startswith("c05-lab")]
+    assert len(cells) == 6 and "from course import" in nb.cells[1].source and "retransmission" in nb.cells[1].source
+    return cells
+
+
+# The lab cells' own source, run by the lab user with a plain interpreter (no Jupyter there): what
+# each printed, and the LabRun each demo returned (its evidence against the recording's).
+CELLS_AS_USER = """
+    import contextlib, io, time
+    from course import retransmission
+    runs = {}
+    for name in retransmission.DEMOS:
+        setattr(retransmission, name, (lambda f, name: lambda: runs.setdefault(name, f()))(getattr(retransmission, name), name))
+    namespace, printed = {"retransmission": retransmission}, []
     started = time.monotonic()
-    out = {}
-    for name in rt.DEMOS:
-        run = getattr(rt, name)()
-        out[name] = {"live": run.live, "why": run.why, "first": run.lines()[0], "evidence": run.evidence,
-                     "same": run.evidence == rt.load_recording(name).evidence}
-    report({"demos": out, "seconds": time.monotonic() - started, "timers": rt.linux_timers()})
+    for cell_id, source in CELLS:
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(source, namespace)
+            error = None
+        except Exception as exc:
+            error = repr(exc)
+        printed.append({"id": cell_id, "lines": out.getvalue().splitlines(), "error": error})
+    report({"cells": printed, "seconds": time.monotonic() - started,
+            "runs": {n: {"live": r.live, "why": r.why, "same": r.evidence == retransmission.load_recording(n).evidence}
+                     for n, r in runs.items()}})
 """
+
+
+def run_cells(as_user, wrap=None) -> tuple[dict, dict]:
+    identity, results = as_user.run(f"CELLS = {lab_cells()!r}\n" + textwrap.dedent(CELLS_AS_USER), wrap=wrap)
+    r = results[0]
+    assert [c["error"] for c in r["cells"]] == [None] * 6, r["cells"]
+    assert sorted(r["runs"]) == sorted(rt.DEMOS), "every demo ran once, from its cell"
+    return identity, r
 
 
 @pytest.fixture(scope="module")
@@ -232,17 +268,19 @@ def as_user():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_every_demo_runs_live_as_an_ordinary_user(as_user, lab_here):
-    identity, results = as_user.run(AS_USER)
+def test_every_lab_cell_runs_live_as_an_ordinary_user(as_user, lab_here):
+    identity, r = run_cells(as_user)
     if as_user.root_mode:
         assert identity["uid"] == as_user.uid != 0
-    demos = results[0]["demos"]
-    not_live = {n: d["why"] for n, d in demos.items() if not d["live"]}
+    not_live = {n: d["why"] for n, d in r["runs"].items() if not d["live"]}
     assert not not_live, f"as uid {identity['uid']}, these demos showed the recording: {not_live}"
-    assert all(d["same"] for d in demos.values()), {n: d["evidence"] for n, d in demos.items() if not d["same"]}
+    assert all(d["same"] for d in r["runs"].values()), r["runs"]
+    for cell in r["cells"]:
+        first = cell["lines"][0]
+        assert first.startswith("live: a lab network built just now") or first.startswith("net.ipv4.tcp_retries1 = "), cell
 
 
-def test_where_user_namespaces_are_refused_every_demo_shows_its_recording_within_seconds(as_user):
+def test_where_user_namespaces_are_refused_every_lab_cell_shows_its_recording_after_one_line(as_user):
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         if IN_CI:
@@ -261,13 +299,16 @@ def test_where_user_namespaces_are_refused_every_demo_shows_its_recording_within
                            "--seccomp", "3", "--"],
     }
     for sandbox, wrap in sandboxes.items():
-        _, results = as_user.run(AS_USER, wrap=wrap)
-        r = results[0]
-        assert r["seconds"] < 5, f"{sandbox}: the five demos took {r['seconds']:.1f} s to fall back"
-        for name, d in r["demos"].items():
-            assert not d["live"] and d["same"], (sandbox, name)
-            assert d["why"].startswith("no lab network here:") and "\n" not in d["why"], (sandbox, name, d["why"])
-            assert d["first"] == d["why"], (sandbox, name)
-        assert len({d["why"] for d in r["demos"].values()}) == 1
-        assert any("924.6 s" in line for line in r["timers"])
-
+        _, r = run_cells(as_user, wrap=wrap)
+        assert r["seconds"] < 5, f"{sandbox}: the lab cells took {r['seconds']:.1f} s to fall back"
+        assert all(not d["live"] and d["same"] for d in r["runs"].values()), (sandbox, r["runs"])
+        whys = {d["why"] for d in r["runs"].values()}
+        assert len(whys) == 1, (sandbox, whys)
+        why = whys.pop()
+        assert why.startswith("no lab network here:") and "\n" not in why, (sandbox, why)
+        for cell in r["cells"]:
+            if cell["id"] == "c05-lab-06":  # Linux's rule: no lab needed, the recorded first RTO
+                assert any("924.6 s" in line for line in cell["lines"]), cell
+                continue
+            assert cell["lines"][0] == why and cell["lines"][1].startswith("RECORDING of this demo"), (sandbox, cell["lines"][:2])
+            assert not any("Traceback" in line for line in cell["lines"]), (sandbox, cell["id"])

@@ -28,15 +28,16 @@ $(STAMP): pyproject.toml
 # bubblewrap sandboxes each submission's kernel while grading; iproute2 gives `ss` for the
 # connection-life lesson and `ip` and `tc` for the lab network (course.netlab), which also needs
 # nftables (its NAT and its losses); conntrack shows a lab router's translations, tcpdump reads a
-# lab's capture, util-linux gives setpriv and unshare (the grader and the lab tests). Installed when
+# lab's capture, util-linux gives setpriv and unshare (the grader and the lab tests), nc and socat
+# are what a newcomer talks to the command-line peers with (tested). Installed when
 # we are root (CI, a course VM); otherwise say what to do. Tools in /usr/sbin count for every user.
 system-packages:
-	@missing=; for tool in bwrap ss ip tc nft conntrack tcpdump setpriv unshare; do \
+	@missing=; for tool in bwrap ss ip tc nft conntrack tcpdump setpriv unshare nc socat; do \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap iproute2 nftables conntrack tcpdump util-linux) >/dev/null; \
-	else echo "note: missing:$$missing; as root: apt-get install bubblewrap iproute2 nftables conntrack tcpdump util-linux (the grader needs bwrap, the lab network ip and nft)"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap iproute2 nftables conntrack tcpdump util-linux netcat-openbsd socat) >/dev/null; \
+	else echo "note: missing:$$missing; as root: apt-get install bubblewrap iproute2 nftables conntrack tcpdump util-linux netcat-openbsd socat (the grader needs bwrap, the lab network ip and nft)"; fi
 
 # Port 0: the kernel chooses a free port (two learners on one host never collide); Jupyter prints the URL.
 LAB_PORT ?= 0

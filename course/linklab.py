@@ -50,10 +50,12 @@ from course.capture import DATA_DIR, Segment, label_segments, parse_ipv4_tcp
 from course.deadline import wait_for
 from course.errors import PeerError, SetupError
 from course.netlab.demo import HOME, SERVER, home_network
+from course.netlab.rules import tbf_command
 
 __all__ = [
     "RATE",
     "RATE_BPS",
+    "BURST",
     "MTU",
     "ETHERNET_HEADER",
     "REQUEST",
@@ -74,6 +76,8 @@ __all__ = [
 
 RATE = "128kbit"  # tc's spelling: 128,000 bits/s, as much as an ISDN line with both its channels
 RATE_BPS = 128_000
+# the bucket's size as course.netlab sets it: two full-sized frames (3,028 bytes; tc shows it as 3027b)
+BURST = int((lambda cmd: cmd[cmd.index("burst") + 1])(tbf_command("eth0", RATE_BPS, 1500)))
 MTU = 1500
 ETHERNET_HEADER = 14  # bytes before the IP header in every frame; tbf counts them too
 REQUEST = b"ping"  # each request line (5 bytes with its b"\n"), as section 1's measurement sends
@@ -103,7 +107,7 @@ class WireSegment:
     label: str
     size: int
     payload: int
-    t_ms: float  # from the first segment of its connection
+    t_ms: float  # when the capture saw it, from the first segment of the first connection
 
     def row(self) -> str:
         arrow = "client -> server" if self.sender == "client" else "client <- server"
@@ -128,8 +132,8 @@ def conversations(frames, server: tuple[str, int]) -> list[list[WireSegment]]:
             continue  # the end of a connection that began before the capture
         rows.setdefault(client, []).append((fr.t_ns, len(fr.data), seg))
     out = []
+    t0 = min((segs[0][0] for segs in rows.values()), default=0)
     for client, segs in rows.items():
-        t0 = segs[0][0]
         plain = [Segment(t=(t - t0) / 1e9, sender="client" if s["src"] == client else "server", flags=s["flags"],
                          seq=s["seq"], ack=s["ack"], length=s["length"], window=s["window"], mss=s["mss"],
                          header_length=s["header_length"]) for t, _, s in segs]
@@ -268,8 +272,13 @@ def _run_times(net) -> tuple[dict, dict, list]:
                 "long_connection": [list(kv) for kv in sorted(Counter(s.label for s in long if s.label not in TIMING_LABELS).items())]}
     per_request = {"short": {who: [_bytes(c, who) for c in shorts] for who in ("client", "server")},
                    "long": {who: _per_request(long, who) for who in ("client", "server")}}
+    # the short phase as the link saw it: the client's frames leave home's eth0 when the bucket lets them
+    # (the capture taps them as the qdisc hands them to the interface), so these bytes, less the burst,
+    # cannot have left faster than the rate, however busy the machine
+    sent = [s for c in shorts for s in c if s.sender == "client"]
+    phase = {"client_bytes": sum(s.size for s in sent), "seconds": round((sent[-1].t_ms - sent[0].t_ms) / 1000, 6)}
     measured = {"ms": {k: [round(s * 1000, 2) for s in v] for k, v in seconds.items()}, "bytes_per_request": per_request,
-                "qdisc": qdisc}
+                "qdisc": qdisc, "short_phase": phase}
     return evidence, measured, []
 
 
@@ -317,6 +326,10 @@ def _show_times(run: "LinkRun") -> list[str]:
         f"{'those bytes x 8 / 128,000 bit/s':32}{_link_ms(sb):>7.1f} ms{_link_ms(lb):>7.1f} ms",
         f"short / long: {sm / lm:.1f}x (medians)",
     ]
+    if sm < 0.9 * _link_ms(sb) or lm < 0.9 * _link_ms(lb):
+        out.append("this machine was busy: its client took longer between requests than the link needed, so the bucket "
+                   "refilled in between and requests went through on the burst; these times say more about the CPU than "
+                   "about the link (run the cell again when the machine is idle)")
     return out
 
 

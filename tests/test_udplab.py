@@ -5,13 +5,16 @@ Without namespaces: the recording says what the lesson says (every packet comput
 MTU, independently of the module), the capture reader groups fragments by datagram, and a refused
 lab prints one line and returns the recording. With the lab (as an unused uid with /usr/bin/python3,
 test_netlab's `as_user`; skipped where no lab can be built, a failure under CI): a live run gives
-the same evidence as the recording, two runs at once too, and in sandboxes that refuse user
-namespaces the notebook's own lab cells print one line and the recording, with no traceback. The
+the same evidence as the recording, two runs at once too, the notebook's own lab cells run live and
+print what the recording shows, and in sandboxes that refuse user namespaces they print one line and
+the recording, with no traceback. The
 notebook tests at the end run the solution and the blank release in a real kernel and read what
 the lab cells showed.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import struct
@@ -220,6 +223,29 @@ CELLS = """
 """
 
 
+def release_cells() -> dict:
+    nb = nbformat.read(REPO / "notebooks" / NOTEBOOK, as_version=4)
+    return {c.id: c.source for c in nb.cells if c.id in LAB_CELLS}
+
+
+def shown_from_the_recording(kind: str) -> str:
+    """What the cell of `kind` prints from the recording, without its first line (where it comes from)."""
+    out = io.StringIO()
+    show = {"fragments": udplab.show_fragments, "lost_fragment": udplab.show_lost_fragment}[kind]
+    with contextlib.redirect_stdout(out):
+        show(udplab.load_recording(kind))
+    return out.getvalue().split("\n", 1)[1]
+
+
+def test_the_notebook_cells_run_live_as_an_ordinary_user_and_show_what_the_recording_shows(as_user):  # noqa: F811
+    _, results = as_user.run(CELLS.format(cells=release_cells()))
+    shown = results[0]["shown"]
+    for cid, kind in LAB_CELLS.items():
+        first, rest = shown[cid]["out"].split("\n", 1)
+        assert first.startswith("live in the lab (3 network namespaces: client, router, server; links of MTU 1500; "), first
+        assert rest == shown_from_the_recording(kind)
+
+
 def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and_the_recording(as_user):  # noqa: F811
     bwrap = shutil.which("bwrap")
     if bwrap is None:
@@ -228,8 +254,7 @@ def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and
         pytest.skip("bwrap is not installed")
     from autograder import seccomp
 
-    nb = nbformat.read(REPO / "notebooks" / NOTEBOOK, as_version=4)
-    cells = {c.id: c.source for c in nb.cells if c.id in LAB_CELLS}
+    cells = release_cells()
     filter_file = as_user.code / "no-userns-udplab.bpf"
     filter_file.write_bytes(seccomp.compiled())
     filter_file.chmod(0o644)

@@ -7,9 +7,8 @@ lab prints one line and returns the recording. With the lab (as an unused uid wi
 test_netlab's `as_user`; skipped where no lab can be built, a failure under CI): a live run gives
 the same evidence as the recording, two runs at once too, the notebook's own lab cells run live and
 print what the recording shows, and in sandboxes that refuse user namespaces they print one line and
-the recording, with no traceback. The
-notebook tests at the end run the solution and the blank release in a real kernel and read what
-the lab cells showed.
+the recording, with no traceback. The notebook tests at the end run the solution and the blank
+release in a real kernel and read what the lab cells showed.
 """
 from __future__ import annotations
 

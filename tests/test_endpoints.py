@@ -1,5 +1,6 @@
 """course.endpoints (assignment 08's peers) and course.checks.endpoints' own plumbing, over real
 loopback sockets."""
+import selectors
 import socket
 import urllib.request
 
@@ -7,6 +8,7 @@ import pytest
 
 from course import endpoints as ep
 from course.checks import endpoints as checks
+from course.deadline import wait_for
 from course.tcp import wait_until_peer_read
 
 
@@ -117,3 +119,69 @@ def test_wait_until_peer_read_paces_pieces():
             assert not wait_until_peer_read(conn, 0.05)
             assert c.recv(10) == b"piece"
             assert wait_until_peer_read(conn, 2.0)
+
+
+def test_sockets_closed_by_the_code_reports_what_only_the_collector_closed():
+    from course.errors import YourCodeError
+
+    def leak():
+        box = [socket.socket()]
+        box.append(box)  # a cycle: only the collector frees it, so no_leaked_sockets would see it or not by chance
+
+    with pytest.raises(YourCodeError, match="left 1 socket"):
+        with checks.sockets_closed_by_the_code("leak()", "close it"):
+            leak()
+    with ep.listening("127.0.0.1") as (listener, address):
+        with checks.sockets_closed_by_the_code("a server's own", "close it", ignore_port=address[1]):
+            c = socket.create_connection(address, timeout=2.0)
+            box = [listener.accept()[0]]  # the reference server's side, on the ignored port
+            box.append(box)
+            del box
+        c.close()
+    with checks.sockets_closed_by_the_code("closed", "close it"):
+        socket.socket().close()
+
+
+def _select_forever(listener, stop, limit=65536):
+    """A server whose select() has no timeout: it looks at stop only when an event wakes it."""
+    sel = selectors.DefaultSelector()
+    listener.setblocking(False)
+    sel.register(listener, selectors.EVENT_READ)
+    conns = []
+    try:
+        while not stop.is_set():
+            for key, _ in sel.select():
+                if key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    conns.append(conn)
+                    sel.register(conn, selectors.EVENT_READ)
+                else:
+                    data = key.fileobj.recv(65536)
+                    if data:
+                        key.fileobj.sendall(data)
+                    else:
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()
+    finally:
+        for conn in conns:
+            conn.close()
+        sel.close()
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_stop_catches_a_select_without_timeout_every_time(attempt):
+    # a client's last close used to wake it after stop was set, about one run in three
+    from course.errors import YourCodeError
+
+    with pytest.raises(YourCodeError, match="did not return within 1 s"):
+        checks.check_echo_buffered(_select_forever)
+
+
+def test_unread_counts_what_waits_without_reading_it():
+    with ep.listening("127.0.0.1") as (listener, address), socket.create_connection(address, timeout=2.0) as c:
+        conn, _ = listener.accept()
+        with conn:
+            assert checks._unread(c) == 0
+            conn.sendall(b"x" * 1000)
+            wait_for(lambda: checks._unread(c) == 1000, 2.0, "the 1000 bytes never showed as unread")
+            assert c.recv(2000) == b"x" * 1000

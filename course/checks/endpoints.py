@@ -12,10 +12,14 @@ of sending a DNS query off the machine.
 from __future__ import annotations
 
 import array
+import fcntl
 import gc
 import random
+import re
 import selectors
 import socket
+import struct
+import termios
 import threading
 import warnings
 from contextlib import ExitStack, contextmanager
@@ -23,7 +27,8 @@ from typing import Callable, Iterator
 
 from course.checks import no_leaked_sockets, record_evidence
 from course.checks.runner import LearnerCall, call_with_deadline, describe_call
-from course.deadline import Deadline
+from course import kernel
+from course.deadline import Deadline, wait_for
 from course.endpoints import HttpReplyServer, StaticResolver, http_reply, listening, refusing, silent
 from course.errors import YourCodeError
 from course.serving import format_address
@@ -70,19 +75,56 @@ def numeric_names_only() -> Iterator[None]:
         socket.getaddrinfo = real
 
 
+class _Unclosed:
+    """ResourceWarnings about sockets that CPython closed itself (garbage collected without close()),
+    recorded from every thread while the block runs (warnings.catch_warnings is process-wide)."""
+
+    def __init__(self) -> None:
+        self.caught: list[warnings.WarningMessage] = []
+        self._catcher = warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> "_Unclosed":
+        gc.collect()  # garbage made before the block is not the code's under test
+        self.caught = self._catcher.__enter__()
+        warnings.simplefilter("always", ResourceWarning)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._catcher.__exit__(*exc_info)
+
+    def sockets(self, ignore_port: int | None = None) -> list[str]:
+        """The 'unclosed <socket.socket ...>' messages so far (after a collection), but for sockets
+        whose local port is `ignore_port` (a reference server's own)."""
+        gc.collect()
+        out = []
+        for w in list(self.caught):
+            text = str(w.message)
+            if not (issubclass(w.category, ResourceWarning) and "socket" in text):
+                continue
+            local = _LADDR.search(text)
+            if ignore_port is not None and local and int(local.group(1)) == ignore_port:
+                continue
+            out.append(text)
+        return out
+
+
+_LADDR = re.compile(r"laddr=\('[^']*', (\d+)")
+
+
 @contextmanager
-def sockets_closed_by_the_code(call: str) -> Iterator[None]:
+def sockets_closed_by_the_code(call: str, hint: str = "close the socket of every attempt that failed",
+                               ignore_port: int | None = None) -> Iterator[None]:
     """Fail if a socket made in the block was garbage-collected without close(). CPython then closes
     it itself and says so with a ResourceWarning ('unclosed <socket.socket ...>'): a socket whose
-    name was rebound in a loop is gone from /proc at once, so no_leaked_sockets cannot see it."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    name was rebound in a loop, or that only a finished function or an exception's traceback still
+    held, is gone from /proc as soon as it is collected, so no_leaked_sockets alone would see it or
+    not depending on when the collector runs. Collecting at the end makes it the same every time."""
+    with _Unclosed() as unclosed:
         yield
-        gc.collect()
-    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
-    if unclosed:
-        raise YourCodeError(f"{call} left {len(unclosed)} socket(s) for the garbage collector to close "
-                            f"({unclosed[0][:120]}); close the socket of every attempt that failed")
+        found = unclosed.sockets(ignore_port)
+    if found:
+        raise YourCodeError(f"{call} left {len(found)} socket(s) for the garbage collector to close "
+                            f"({found[0][:120]}); {hint}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,6 +248,8 @@ def check_connect_any_hard(connect_any: Callable) -> None:
 # ----------------------------------------------------------------------------------------------
 # http_get
 # ----------------------------------------------------------------------------------------------
+HTTP_CLOSE_HINT = ("close the socket in every case: open it with 'with socket.create_connection(...) as sock:' (or close it "
+                   "in a finally block), so that it is closed when recv raises TimeoutError too")
 HTTP_HINT = ("read until the headers' end (b'\\r\\n\\r\\n') has arrived, then Content-Length bytes of body if the "
              "headers give it (any letter case), else until recv returns b''")
 
@@ -241,7 +285,8 @@ def _http_case(http_get: Callable, parts: list[bytes], expected: tuple[int, byte
         url = f"http://{netloc}{path if url_path is None else url_path}"
         call = describe_call("http_get", (url,))
         try:
-            got = call_with_deadline(http_get, url, timeout=deadline, name="http_get")
+            with sockets_closed_by_the_code(call, HTTP_CLOSE_HINT, ignore_port=server.address[1]):
+                got = call_with_deadline(http_get, url, timeout=deadline, name="http_get")
         except (NotImplementedError, YourCodeError):
             raise
         except TimeoutError as exc:
@@ -318,18 +363,22 @@ def check_http_get_pieces_hard(http_get: Callable) -> None:
     out["big_binary_body"] = _http_case(http_get, _cut(reply, [head - 10, head + 1000, head + 150_000]), (200, big))["status"]
     with no_leaked_sockets("http_get, when the server never answers"), SilentServer() as server:
         url = f"http://{format_address(server.address)}/"
-        try:
-            got = call_with_deadline(http_get, url, 0.3, timeout=3.0, name="http_get")
-        except (NotImplementedError, YourCodeError):
-            raise
-        except TimeoutError:
-            out["silent_server"] = "TimeoutError"
-        except Exception as exc:
-            raise YourCodeError(f"http_get({url!r}, 0.3) raised {type(exc).__name__}: {exc} against a server that never "
-                                f"answers; give the socket the timeout and let recv's TimeoutError propagate") from exc
-        else:
-            raise YourCodeError(f"http_get({url!r}, 0.3) returned {got!r} from a server that never answers; let recv's "
-                                f"TimeoutError propagate")
+        # the TimeoutError's traceback holds http_get's frame: a socket it did not close stays open
+        # until the collector frees that frame, so no_leaked_sockets alone would see it or not
+        with sockets_closed_by_the_code(f"http_get({url!r}, 0.3), when the server never answers,", HTTP_CLOSE_HINT,
+                                        ignore_port=server.address[1]):
+            try:
+                got = call_with_deadline(http_get, url, 0.3, timeout=3.0, name="http_get")
+            except (NotImplementedError, YourCodeError):
+                raise
+            except TimeoutError:
+                out["silent_server"] = "TimeoutError"
+            except Exception as exc:
+                raise YourCodeError(f"http_get({url!r}, 0.3) raised {type(exc).__name__}: {exc} against a server that never "
+                                    f"answers; give the socket the timeout and let recv's TimeoutError propagate") from exc
+            else:
+                raise YourCodeError(f"http_get({url!r}, 0.3) returned {got!r} from a server that never answers; let recv's "
+                                    f"TimeoutError propagate")
     record_evidence("http_get_pieces_hard", **out)
 
 
@@ -358,8 +407,10 @@ class _Server:
         listener.listen(16)
         self.address, self.where = listener.getsockname(), format_address(listener.getsockname())
         self.stop_event = threading.Event()
+        self.unclosed = self.stack.enter_context(_Unclosed())
         self.run = self.stack.enter_context(LearnerCall(self.serve, listener, self.stop_event, name="serve_echo_buffered",
                                                         stop_event=self.stop_event, limit=self.limit))
+        self.stack.callback(self._wake)  # first of all on the way out: a server still waiting wakes up and sees stop
         return self
 
     def __exit__(self, *exc_info):
@@ -383,8 +434,33 @@ class _Server:
     def client(self, label: str) -> ReferenceClient:
         return ReferenceClient(self.address, label, watch=self.watch)
 
+    def quiet(self) -> bool:
+        """True when the server has nothing left to do that it knows of: no connection waiting to be
+        accepted, no byte it has not read, no client's close it has not acted on (CLOSE_WAIT), and its
+        threads asleep in the kernel waiting on their sockets (not running, not on a lock)."""
+        host, port = self.address
+        for e in kernel.on_port(port):
+            if e.local != (host, port):
+                continue  # a client's end
+            if e.rx_queue or e.state == "CLOSE_WAIT":  # for the listener, rx_queue is its accept queue
+                return False
+        return self.quiet_threads()
+
+    def quiet_threads(self) -> bool:
+        """True when every thread of the server sleeps in the kernel on a socket (not running, not on a lock)."""
+        threads = [self.run.thread, *self.run.started_threads()]
+        return all(kernel.thread_waits_on_io(t) is not False for t in threads)
+
     def stop(self, while_connected: str) -> None:
         self.watch()
+        # Set stop only once nothing is left to wake the server: one that waits in select() without a
+        # timeout is then asleep for good, and is caught every time, not only when a client's last
+        # close happened to wake it after stop was set. (A server that never settles, such as one
+        # whose threads wait on queues, is stopped as it is after 2 s.)
+        try:
+            wait_for(self.quiet, 2.0, "")
+        except YourCodeError:
+            pass
         self.stop_event.set()
         if not self.run.join(1.0):
             raise YourCodeError(f"{self.call} did not return within 1 s after stop was set (while {while_connected}); "
@@ -394,6 +470,25 @@ class _Server:
         if left:
             raise YourCodeError(f"{self.call} returned but left thread(s) {[t.name for t in left]} running; end and "
                                 f"join every thread it starts before it returns")
+        host, port = self.address
+        mine = [m for m in self.unclosed.sockets() if "raddr=" in m and f"laddr=('{host}', {port})" in m]
+        if mine:
+            raise YourCodeError(f"{self.call} left {len(mine)} connection(s) for Python's garbage collector to close "
+                                f"instead of closing them itself ({mine[0][:120]}); the clients saw them close only "
+                                f"because CPython frees a socket nothing refers to; close every connection yourself, "
+                                f"when its client is done and before returning once stop is set")
+
+    def _wake(self) -> None:
+        """A server still running (it missed stop) gets one more connection, so that a select()
+        without a timeout returns, sees stop set and ends instead of waiting forever."""
+        if self.run.done:
+            return
+        self.stop_event.set()
+        try:
+            with socket.create_connection(self.address, timeout=0.5):
+                self.run.join(0.5)
+        except OSError:
+            pass
 
 
 def _echo_exactly(client: ReferenceClient, data: bytes, who: str) -> bytes:
@@ -418,7 +513,7 @@ def check_echo_buffered(serve: Callable) -> None:
             a.close()
             server.stop(while_connected="client B was connected and silent")
             if not b.server_closed(2.0):
-                raise YourCodeError(f"{server.run.call} returned, but client B's connection stayed open; close every "
+                raise YourCodeError(f"{server.call} returned, but client B's connection stayed open; close every "
                                     f"connection before returning")
     record_evidence("echo_buffered_two_clients", a=len(a_data), b=len(b_data), echoed=True, stopped=True)
 
@@ -577,9 +672,71 @@ def check_slow_reader(serve: Callable) -> None:
 
 
 def check_slow_readers_hard(serve: Callable) -> None:
-    """Hidden: three slow readers at once and three fast clients meanwhile."""
+    """Hidden: three slow readers at once and three fast clients meanwhile; then, with limit=1 MB, a
+    slow reader that reads what has arrived and stops again while three fast clients come."""
     with _Server(serve, 32 * 1024) as server:
         _slow_reader_round(server, readers=3, fast=3, seed=32)
         server.stop(while_connected="no client was connected")
-    record_evidence("echo_slow_readers", readers=3, fast=3, bounded=True, all_echoes_complete=True)
+    with _Server(serve, PAUSING_LIMIT) as server:
+        _pausing_reader_round(server, seed=33)
+        server.stop(while_connected="no client was connected")
+    record_evidence("echo_slow_readers", readers=3, fast=3, bounded=True, all_echoes_complete=True,
+                    pausing_reader=True)
 
+
+PAUSING_LIMIT = 1024 * 1024  # far more than a connection's kernel buffers take (tens of kB here)
+
+
+def _pausing_reader_round(server: _Server, seed: int) -> None:
+    """A slow reader stalls the server; a fast client comes; the slow reader reads what has arrived
+    and stops reading again; two more fast clients come. When the slow reader stalls, a server that
+    sendall()s its buffer whenever the socket is writable is either blocked in that sendall already,
+    or holds about `limit` bytes (1 MB) for it; then the slow reader's read makes the socket
+    writable again with room for far less than that, and the sendall blocks until the slow reader
+    reads again. Either way a fast client waits, every time. (With limit=32768 the whole buffer fits
+    in the room a writable socket has, and such a server is not seen to block.)"""
+    payload = array.array("I", range(2 * 1024 * 1024)).tobytes()  # 8 MB, every 4 bytes a counter
+    rng = random.Random(seed)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        s.settimeout(2.0)
+        s.connect(server.address)
+        sent = _fill_until_stalled(s, payload, server)
+        when = f"with limit={server.limit}, while a slow reader that sent {sent} bytes read nothing"
+        _fast_client(server, 1, rng, when)
+        first = _read_exactly(s, _unread(s), server, "the slow reader that pauses")
+        # its socket on the server's side is writable again: wait until the server has sent into that
+        # room (the slow reader has bytes again) and its threads wait again (in select, or blocked in
+        # a send), so that the next fast clients come after that, every time
+        try:
+            wait_for(lambda: _unread(s) > 0 and server.quiet_threads(), 2.0, "")
+        except YourCodeError:
+            pass
+        when = (f"with limit={server.limit}, after a slow reader that sent {sent} bytes read the {len(first)} that had "
+                f"come back and stopped reading again")
+        for i in (2, 3):
+            _fast_client(server, i, rng, when)
+        rest = _read_exactly(s, sent - len(first), server, "the slow reader that paused")
+        if first + rest != payload[:sent]:
+            raise YourCodeError(f"a slow reader sent {sent} bytes, read {len(first)}, paused, then read the rest: "
+                                f"{len(first) + len(rest)} bytes, not the same ones; keep every byte in the "
+                                f"connection's output buffer until send() has taken it")
+
+
+def _unread(sock: socket.socket) -> int:
+    """How many bytes wait in `sock`'s receive buffer (FIONREAD), without reading them."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def _fast_client(server: _Server, i: int, rng: random.Random, when: str) -> None:
+    data = bytes(rng.randrange(256) for _ in range(3000))
+    with server.client(f"fast client {i}") as c:
+        c.send(data)
+        got = c.read_available(len(data))
+    if got != data:
+        raise YourCodeError(
+            f"{when}, fast client {i} sent {len(data)} bytes and got {len(got)} back within 2 s: your server blocked "
+            f"sending to the slow reader (a writable socket has room for some bytes, not for a whole buffer); "
+            f"send() only what the kernel takes now (a non-blocking socket, never sendall) and keep the rest for "
+            f"EVENT_WRITE")

@@ -86,7 +86,8 @@ def unsent(sock: socket.socket) -> int:
 
 
 def queues(sock: socket.socket) -> dict:
-    """{'recv_queue': ..., 'send_queue': ...} of one socket, as `ss` shows Recv-Q and Send-Q."""
+    """{'recv_queue': ..., 'send_queue': ...} of one socket, as `ss` shows Recv-Q and Send-Q.
+    (Both ends of a connection at once, what this end still waits for: course.tcp.unacked_and_unread.)"""
     return {"recv_queue": recv_queue(sock), "send_queue": send_queue(sock)}
 
 

@@ -12,7 +12,7 @@ server). This module gives assignment 07 its reference peers and its measurement
   `max_per_client` open connections from one client IP (seed 001's advice) with one line
   `ERROR too many connections from <ip> (limit <n>)`.
 - Measurements, returning plain data: `compare_short_long` (per-request latencies, medians,
-  ratio), `count_time_wait` and `time_wait_remaining` (TIME_WAIT sockets and their timers, read
+  ratio), `count_time_wait` and `time_wait_timers` (TIME_WAIT sockets and their timers, read
   from /proc/net/tcp: Linux holds TIME_WAIT for a fixed 60 s, TCP_TIMEWAIT_LEN in
   include/net/tcp.h, not the 2 x 2 min of RFC 793's MSL), the keepalive options of a socket and
   the kernel's defaults (/proc/sys/net/ipv4/tcp_keepalive_time, _intvl, _probes: 7200, 75, 9),
@@ -24,7 +24,6 @@ server). This module gives assignment 07 its reference peers and its measurement
 """
 from __future__ import annotations
 
-import os
 import socket
 import statistics
 import struct
@@ -36,8 +35,9 @@ from course import sumproto
 from course.checks import forward_moved_checks
 from course.deadline import Deadline, wait_for
 from course.errors import PeerError, SetupError
-from course.kernel import _diag, sockets_on_port
-from course.serving import POLL, Address, TcpServer, UdpServer, format_address, register
+from course.kernel import TCP_TIMEWAIT_LEN, all_sockets, sockets_on_port
+from course.kernel.diag import query as diag_query
+from course.serving import POLL, Address, TcpServer, UdpServer, format_address
 
 __all__ = [
     "REQUEST_TIMEOUT",
@@ -59,13 +59,13 @@ __all__ = [
     "CLOSING_STATES",
     "wait_until_closed",
     "time_wait_table",
-    "time_wait_remaining",
+    "time_wait_timers",
     "KEEPALIVE_SYSCTLS",
     "keepalive_defaults",
     "keepalive_settings",
     "set_keepalive",
     "dead_peer_detection_seconds",
-    "TIMER_KINDS",
+    "TIMER_NAMES",
     "kernel_timer",
     "reuse_after_server_close",
     "UDP_MAX_PAYLOAD",
@@ -136,7 +136,6 @@ def json_sum(line: bytes) -> bytes:
     return sumproto.answer(line, ids=False)
 
 
-@register("idle-echo")
 class IdleTimeoutServer(TcpServer):
     """Echoes newline-terminated lines; closes connections idle too long; caps connections per client IP."""
 
@@ -238,7 +237,7 @@ class IdleTimeoutServer(TcpServer):
                 if served == 0 and self.first_reply_delay:
                     held = time.monotonic()
                     while not self.stopping and time.monotonic() - held < self.first_reply_delay:
-                        self._stop.wait(self.first_reply_delay - (time.monotonic() - held))
+                        self.stop_event.wait(self.first_reply_delay - (time.monotonic() - held))
                 self._reply(conn, self.respond(line))
                 served += 1
                 with self._active_lock:
@@ -303,13 +302,13 @@ class IdleTimeoutServer(TcpServer):
         deadline = Deadline(CHECK_TIMEOUT)
         while not self.stopping and not deadline.expired():
             try:
-                ends = _diag(conn.family, (peer, me))
+                ends = diag_query(conn.family, (peer, me))
             except OSError:
                 ends = sockets_on_port(me[1])
             ends = [e for e in ends if (e.local, e.remote) == (peer, me) and e.state == "ESTABLISHED"]
             if not ends or ends[0].rx_queue == 0:
                 return  # read (or the client is gone, or lives in another network namespace)
-            self._stop.wait(0.001)
+            self.stop_event.wait(0.001)
 
     def _close_idle(self, conn: socket.socket, where: str) -> None:
         # Close here, before recording: whoever waits for the event finds the socket closed.
@@ -387,9 +386,9 @@ def plot_latencies(result: dict, ax=None):
 
 
 # ----------------------------------------------------------------------------------------------
-# TIME_WAIT, read from /proc/net/tcp
+# TIME_WAIT, read from /proc/net/tcp (course.kernel's reader)
 # ----------------------------------------------------------------------------------------------
-TIME_WAIT_SECONDS_LINUX = 60  # TCP_TIMEWAIT_LEN (include/net/tcp.h): fixed, not a sysctl
+TIME_WAIT_SECONDS_LINUX = int(TCP_TIMEWAIT_LEN)  # TCP_TIMEWAIT_LEN (include/net/tcp.h): fixed, not a sysctl
 TIME_WAIT_SECONDS_RFC793 = 2 * 120  # 2 x MSL, with RFC 793's MSL of 2 minutes
 
 
@@ -419,37 +418,19 @@ def time_wait_table(port: int) -> list[tuple[str, str, str]]:
     )
 
 
-def _ipv4_endpoint(text: str) -> tuple[str, int]:
-    """'0100007F:8503' (an address of /proc/net/tcp: one 32-bit word in host order) -> ('127.0.0.1', 34051)."""
-    hex_ip, hex_port = text.split(":")
-    return socket.inet_ntoa(struct.pack("=I", int(hex_ip, 16))), int(hex_port, 16)
-
-
-def _proc_tcp_timers() -> dict[tuple[tuple[str, int], tuple[str, int]], tuple[int, float]]:
-    """(local, remote) -> (timer kind, seconds left) of every IPv4 TCP socket. Kinds
-    (net/ipv4/tcp_ipv4.c): 0 none, 1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 zero-window probe."""
-    ticks = os.sysconf("SC_CLK_TCK")  # the file counts in clock ticks (USER_HZ)
-    timers = {}
-    with open("/proc/net/tcp") as f:
-        for line in f.read().splitlines()[1:]:
-            fields = line.split()
-            if len(fields) < 6:
-                continue
-            kind, when = fields[5].split(":")
-            local, remote = _ipv4_endpoint(fields[1]), _ipv4_endpoint(fields[2])
-            timers[(local, remote)] = (int(kind, 16), int(when, 16) / ticks)
-    return timers
+def time_wait_timers(port: int) -> list[float]:
+    """Seconds left before each TIME_WAIT socket on `port` disappears, largest first (a fresh one
+    shows about 60 s on Linux), from the timer column of /proc/net/tcp."""
+    return sorted((e.timer_seconds for e in all_sockets(("tcp",))
+                   if e.timer == "time_wait" and port in (e.local[1], e.remote[1])), reverse=True)
 
 
 def time_wait_remaining(port: int) -> list[float]:
-    """Seconds left before each TIME_WAIT socket on `port` disappears, largest first (a fresh one
-    shows about 60 s on Linux)."""
-    left = [
-        seconds
-        for (local, remote), (kind, seconds) in _proc_tcp_timers().items()
-        if kind == 3 and port in (local[1], remote[1])
-    ]
-    return sorted(left, reverse=True)
+    """Deprecated name of time_wait_timers (course.kernel.time_wait_remaining is per connection)."""
+    import warnings
+
+    warnings.warn("connections.time_wait_remaining is now time_wait_timers", DeprecationWarning, stacklevel=2)
+    return time_wait_timers(port)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -496,15 +477,19 @@ def dead_peer_detection_seconds(settings: dict[str, int]) -> int:
     return settings["TCP_KEEPIDLE"] + settings["TCP_KEEPCNT"] * settings["TCP_KEEPINTVL"]
 
 
-TIMER_KINDS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "TIME_WAIT", 4: "zero-window probe"}
+# course.kernel's timer names -> the names this lesson prints
+TIMER_NAMES = {None: "none", "retransmit": "retransmit", "keepalive": "keepalive", "time_wait": "TIME_WAIT",
+               "zero_window_probe": "zero-window probe"}
 
 
 def kernel_timer(sock: socket.socket) -> tuple[str, float]:
     """The timer the kernel runs for this connected socket, from /proc/net/tcp: ('keepalive', 4.99)
     means a keepalive probe is due in 4.99 s; ('none', 0.0) means no timer."""
     key = (sock.getsockname()[:2], sock.getpeername()[:2])
-    kind, seconds = _proc_tcp_timers().get(key, (0, 0.0))
-    return TIMER_KINDS.get(kind, str(kind)), seconds
+    for e in all_sockets(("tcp",)):
+        if (e.local, e.remote) == key:
+            return TIMER_NAMES.get(e.timer, str(e.timer)), e.timer_seconds or 0.0
+    return "none", 0.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -563,7 +548,7 @@ class _TcpSink(TcpServer):
 class _UdpSink(UdpServer):
     """Answers every datagram with b'k', keeping no record of it (for measurements)."""
 
-    def _serve_forever(self) -> None:
+    def serve_forever(self) -> None:
         while not self.stopping:
             try:
                 _, addr = self.sock.recvfrom(self.max_datagram)
@@ -692,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n} requests, short connections: median {result['short_median'] * 1000:.3f} ms; "
               f"one long connection: median {result['long_median'] * 1000:.3f} ms; short/long {result['ratio']:.1f}x")
         print(f"TIME_WAIT sockets on port {server.port} after {n} short connections and 1 long one: "
-              f"{count_time_wait(server.port)}; the newest expires in {max(time_wait_remaining(server.port), default=0):.1f} s")
+              f"{count_time_wait(server.port)}; the newest expires in {max(time_wait_timers(server.port), default=0):.1f} s")
     print("size      UDP ms   TCP long ms  TCP short ms  short/long  long/UDP")
     for row in compare_tcp_udp():
         udp = f"{row['udp_ms']:8.3f}" if row["udp_ms"] else "       -"

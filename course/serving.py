@@ -47,16 +47,6 @@ JOIN_TIMEOUT = 2.0  # seconds a close() waits for each thread before it calls th
 Address = tuple  # (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6
 
 
-def register(name: str) -> Callable[[type], type]:
-    """Deprecated, does nothing: a peer's name is its entry in course/peers.py. Kept (not in
-    __all__) for a module that still decorates its peers with it (course.connections)."""
-
-    def unchanged(cls: type) -> type:
-        return cls
-
-    return unchanged
-
-
 def loopback_host(host: str) -> str:
     """Return `host` if it is a loopback address (127.0.0.0/8 or ::1), else raise SetupError."""
     try:
@@ -139,15 +129,8 @@ class LoopbackServer:
         self.address = sock.getsockname()
         self.track(sock)
         self.setup(sock)
-        self.spawn(self._serving_loop(), f"{type(self).__name__}-{self.port}")
+        self.spawn(self.serve_forever, f"{type(self).__name__}-{self.port}")
         return self
-
-    def _serving_loop(self) -> Callable[[], None]:
-        """serve_forever, or the `_serve_forever` a subclass written before the hooks were public
-        overrides (course.connections._UdpSink still does): its loop, not the base's, serves."""
-        if getattr(type(self), "_serve_forever", None) is not None:
-            return self._serve_forever
-        return self.serve_forever
 
     def setup(self, sock: socket.socket) -> None:
         """Called once after bind, before serving starts (TCP servers listen here)."""

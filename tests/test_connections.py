@@ -213,7 +213,7 @@ def test_short_connections_leave_time_wait_on_the_client_side():
         closing_done(server.port)
         after_short = cx.count_time_wait(server.port)
         table = cx.time_wait_table(server.port)
-        remaining = cx.time_wait_remaining(server.port)
+        remaining = cx.time_wait_timers(server.port)
         cx.time_long_connection(server.address, 20)
         closing_done(server.port)
         after_long = cx.count_time_wait(server.port)

@@ -187,27 +187,6 @@ def test_a_loop_of_its_own_through_the_public_hooks_is_served_and_cleaned_up():
     wait_for(lambda: set(threading.enumerate()) <= before, 2.0, "threads were left behind")
 
 
-def test_a_subclass_written_against_the_old_private_loop_is_still_served():
-    """A subclass of an earlier release that overrides `_serve_forever` (course.connections._UdpSink
-    until it moves to serve_forever) keeps its own loop, not the base's."""
-    from course.serving import UdpServer
-
-    class OldSink(UdpServer):
-        def _serve_forever(self):
-            while not self.stopping:
-                try:
-                    _, addr = self.sock.recvfrom(100)
-                    self.sock.sendto(b"k", addr)
-                except OSError:
-                    continue
-
-    with OldSink() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        client.settimeout(5)
-        client.sendto(b"x", server.address)
-        assert client.recvfrom(10) == (b"k", server.address)
-        assert server.events_of("recv") == []  # its loop records nothing: the base's did not run
-
-
 def test_next_datagram_is_what_a_udp_loop_of_its_own_builds_on():
     from course.serving import UdpServer
 
@@ -227,12 +206,3 @@ def test_next_datagram_is_what_a_udp_loop_of_its_own_builds_on():
             assert client.recvfrom(10) == (b"%d" % i, server.address)
         server.settle()  # the settle() marker is not a datagram of the loop
         assert server.seen == 2 and [e[2] for e in server.events_of("recv")] == [b"x", b"x"]
-
-
-def test_register_is_a_deprecated_no_op():
-    from course.serving import register
-
-    class Peer:
-        pass
-
-    assert register("anything")(Peer) is Peer and not hasattr(Peer, "peer_name")

@@ -14,7 +14,6 @@ Every public name is also here: `from course.kernel import tcp_state` as before.
 """
 from __future__ import annotations
 
-from course.kernel.diag import query as _diag  # noqa: F401 (the name course.connections imports)
 from course.kernel.host import interface_mtu, ss, thread_waits_on_io
 from course.kernel.proc import (
     PROC_TABLES,

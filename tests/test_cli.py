@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import types
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ import pytest
 
 from course import cli
 from course.cli import build_parser, load_peers, main
-from course.deadline import Deadline, wait_for
+from course.deadline import Deadline
 from course.peers import PEERS, REPLIES
 from course.serving import LoopbackServer
 
@@ -267,9 +268,21 @@ def test_ctrl_c_while_the_lesson_module_loads_exits_quietly():
     proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "course", "serve", "stream-chunks"], cwd=REPO,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        seen = []
-        wait_for(lambda: seen.append(read_line(proc.stderr, 0.5)) or seen[-1].rstrip().endswith("| course.cli"), 30,
-                 lambda: f"course.cli was never imported: {seen[-5:]}", error=AssertionError)
+        # -X importtime writes many lines at once: read them in a thread (select on a buffered
+        # text pipe misses lines already in its buffer)
+        seen: list[str] = []
+        reached = threading.Event()
+
+        def read_imports():
+            for line in proc.stderr:
+                seen.append(line)
+                if line.rstrip().endswith("| course.cli"):
+                    reached.set()
+                    return
+
+        reader = threading.Thread(target=read_imports, daemon=True)
+        reader.start()
+        assert reached.wait(30), f"course.cli was never imported: {seen[-5:]}"
         start = time.monotonic()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)

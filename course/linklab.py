@@ -19,37 +19,34 @@ socket they make is home's).
   each, and the bytes each request made the client send (from the capture), whose quotient by
   the rate is what the link allows (409 bytes: 25.6 ms; 71 bytes: 4.4 ms).
 
-Each returns a `LinkRun`: `evidence` (what neither timing nor port numbers change: the segments
-of each connection and their sizes, without the pure ACKs whose number depends on delayed-ACK
-timers; the same in a live run and in the recording, which the tests compare), `measured` (this
-run's times and byte counts), and whether it ran live. Where no lab can be built (SetupError:
-user namespaces refused, as on Binder and in the grading sandbox) or the live run fails, it
-returns the recording of the same demo (course/data/lab-long-short.json, made by `record()`),
-and `print()` first says why in one line. A refusal is remembered for the rest of the process.
+Each returns a `LinkRun` (course.netlab.lesson's LabRun, the same for every lab lesson): `evidence`
+(what neither timing nor port numbers change: the segments of each connection and their sizes,
+without the pure ACKs whose number depends on delayed-ACK timers; the same in a live run and in
+the recording, which the tests compare), `measured` (this run's times and byte counts), and
+whether it ran live. Where no lab can be built (SetupError: user namespaces refused, as on Binder
+and in the grading sandbox) or the live run fails, it returns the recording of the same demo
+(course/data/lab-long-short.json, made by `record()`), and `print()` first says why in one line.
+A refusal is remembered for the rest of the process.
 
 `python -m course.linklab` runs both demos and prints them; `python -m course.linklab record`
 rewrites the recording (maintainers).
-
-What course.netlab could take from here: a line-echo server on a lab socket as a context manager
-(`LabLineEcho`), and `conversations()` (a capture cut into its TCP connections: pcap.tcp_segments
-reads the first one only).
 """
 from __future__ import annotations
 
 import json
-import platform
 import socket
 import statistics
 import threading
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from course.capture import DATA_DIR, Segment, label_segments, parse_ipv4_tcp
+from course.capture import Segment, label_segments
 from course.deadline import wait_for
-from course.errors import PeerError, SetupError
+from course.errors import PeerError
+from course.netlab import lesson
 from course.netlab.demo import HOME, SERVER, home_network
+from course.netlab.pcap import tcp_connections
 from course.netlab.rules import tbf_command
 
 __all__ = [
@@ -89,9 +86,9 @@ TIMES_REQUESTS = 30
 TIMING_LABELS = ("ACK", "teardown 2: ACK")
 TIMEOUT = 10.0  # seconds: the deadline of every blocking step of the server and of the lab itself
 RUN_TIMEOUT = 25.0  # seconds the client may take inside home (about 1 s on an idle machine)
-RECORDING = DATA_DIR / "lab-long-short.json"
+RECORDING = lesson.DATA / "lab-long-short.json"
 
-_refused: str | None = None  # the SetupError sentence of the first refused lab of this process
+_fallback = lesson.Fallback(remember_refusal=True, failed_runs=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,31 +112,19 @@ class WireSegment:
 
 
 def conversations(frames, server: tuple[str, int]) -> list[list[WireSegment]]:
-    """The TCP connections to `server` in captured frames (course.netlab.pcap.Frame), in the order
-    of their SYNs, each as its labelled segments. The client is the side that sent the SYN."""
-    rows: dict[tuple, list[tuple[int, int, dict]]] = {}
-    for fr in frames:
-        if len(fr.data) < ETHERNET_HEADER + 20 or fr.data[12:14] != b"\x08\x00":
-            continue
-        try:
-            seg = parse_ipv4_tcp(fr.data[ETHERNET_HEADER:])
-        except ValueError:
-            continue
-        if server not in (seg["src"], seg["dst"]):
-            continue
-        client = seg["dst"] if seg["src"] == server else seg["src"]
-        if client not in rows and seg["flags"] != "SYN":
-            continue  # the end of a connection that began before the capture
-        rows.setdefault(client, []).append((fr.t_ns, len(fr.data), seg))
+    """The TCP connections to `server` in captured frames (course.netlab.pcap.tcp_connections), in
+    the order of their SYNs, each as its labelled segments. The client is the side that sent the SYN."""
+    connections = tcp_connections(frames, server)
     out = []
-    t0 = min((segs[0][0] for segs in rows.values()), default=0)
-    for client, segs in rows.items():
-        plain = [Segment(t=(t - t0) / 1e9, sender="client" if s["src"] == client else "server", flags=s["flags"],
+    t0 = min((rows[0][0].t_ns for rows in connections), default=0)
+    for rows in connections:
+        client = rows[0][1]["src"]
+        plain = [Segment(t=(fr.t_ns - t0) / 1e9, sender="client" if s["src"] == client else "server", flags=s["flags"],
                          seq=s["seq"], ack=s["ack"], length=s["length"], window=s["window"], mss=s["mss"],
-                         header_length=s["header_length"]) for t, _, s in segs]
+                         header_length=s["header_length"]) for fr, s in rows]
         labels = label_segments(plain)
-        out.append([WireSegment(p.sender, p.flags, label, size, p.length, round(p.t * 1000, 3))
-                    for p, label, (_, size, _) in zip(plain, labels, segs)])
+        out.append([WireSegment(p.sender, p.flags, label, len(fr.data), p.length, round(p.t * 1000, 3))
+                    for p, label, (fr, _) in zip(plain, labels, rows)])
     return out
 
 
@@ -337,66 +322,38 @@ DEMOS = {"wire": (_run_wire, _show_wire), "times": (_run_times, _show_times)}
 
 
 # ----------------------------------------------------------------------------------------------
-# A demo's result, live or recorded
+# A demo's result; live, or else the recording
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class LinkRun:
-    """One demo's result: `evidence` (what neither timing nor port numbers change), `measured`
-    (this run's times and byte counts), `connections` (the labelled segments, `wire` only)."""
+class LinkRun(lesson.LabRun):
+    """One demo's result (course.netlab.lesson.LabRun), with `connections` (the labelled segments,
+    `wire` only)."""
 
-    demo: str
-    live: bool
-    evidence: dict
-    measured: dict
     connections: list = field(default_factory=list)
-    why: str = ""  # why this is a recording: one sentence (empty when live)
-    recorded: str = ""  # when and on which kernel the recording was made
 
-    def lines(self) -> list[str]:
-        out = [self.why] if self.why else []
-        where = f"home {HOME} -- router -- server {SERVER}, every link {RATE_BPS // 1000} kbit/s (tc tbf), MTU {MTU}"
-        if self.live:
-            out.append(f"live: a lab network built just now ({where}), captured on home's eth0")
-        else:
-            out.append(f"RECORDING of this demo, run live {self.recorded} ({where})")
-        return out + DEMOS[self.demo][1](self)
-
-    def print(self) -> None:
-        print("\n".join(self.lines()))
+    DEMOS = DEMOS
+    DETAIL = "connections"
+    LAB = MADE_BY = (f"home {HOME} -- router -- server {SERVER}, every link {RATE_BPS // 1000} kbit/s (tc tbf), "
+                     f"MTU {MTU}")
 
 
 def live(name: str) -> LinkRun:
     """Run one demo now in a new lab; SetupError where no lab can be built."""
-    run_demo, _ = DEMOS[name]
-    with home_network(mtu=MTU, rate=RATE, timeout=TIMEOUT) as net:
-        evidence, measured, connections = run_demo(net)
-    return LinkRun(name, True, evidence, measured, connections)
+    return LinkRun.run_live(name, home_network(mtu=MTU, rate=RATE, timeout=TIMEOUT))
 
 
 def load_recording(name: str, why: str = "") -> LinkRun:
     """The recorded run of one demo (made live by record())."""
-    data = json.loads(Path(RECORDING).read_text())
-    d = data["demos"][name]
-    return LinkRun(name, False, d["evidence"], d["measured"], d["connections"], why=why,
-                   recorded=f"on {data['recorded']} on Linux {data['kernel']}")
+    return LinkRun.from_recording(RECORDING, name, why)
 
 
 def _demo(name: str) -> LinkRun:
-    global _refused
-    if _refused is None:
-        try:
-            return live(name)
-        except SetupError as exc:
-            _refused = str(exc)
-        except (PeerError, OSError) as exc:  # the lab was built, and the live run failed (a very busy machine)
-            return load_recording(name, why=f"the live run failed, so this is the recording: {exc}")
-    return load_recording(name, why=_refused)
+    return _fallback.run(lambda: live(name), lambda why: load_recording(name, why))
 
 
 def forget_refusal() -> None:
     """Try a live lab again at the next demo (after the machine was fixed, say)."""
-    global _refused
-    _refused = None
+    _fallback.forget()
 
 
 def wire() -> LinkRun:
@@ -411,34 +368,18 @@ def times() -> LinkRun:
 
 def record(path: Path | None = None) -> Path:
     """Run both demos live and write the recording (maintainers)."""
-    demos = {}
+    return lesson.write_recording(path or RECORDING, "course.linklab.record(): each demo live in "
+                                  "course.netlab.home_network(rate='128kbit'), captured on home's eth0",
+                                  {name: live(name).recorded_form() for name in DEMOS})
+
+
+def _print_all() -> None:
     for name in DEMOS:
-        run = live(name)
-        demos[name] = {"evidence": run.evidence, "measured": run.measured, "connections": run.connections}
-    data = {
-        "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "kernel": platform.release(),
-        "how": "course.linklab.record(): each demo live in course.netlab.home_network(rate='128kbit'), captured on home's eth0",
-        "demos": demos,
-    }
-    path = Path(path or RECORDING)
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return path
+        _demo(name).print()
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["record"]:
-        print(f"recorded: {record()}")
-        return 0
-    if args:
-        print("usage: python -m course.linklab [record]", file=sys.stderr)
-        return 2
-    for name in DEMOS:
-        _demo(name).print()
-    return 0
+    return lesson.main("course.linklab", record, argv, show=_print_all)
 
 
 if __name__ == "__main__":

@@ -24,16 +24,13 @@ the router can have one: the Internet routes no private addresses).
 
 Where no lab can be built (user namespaces refused: Binder, a container, the grading sandbox),
 `flows()` and `probes()` print one line, the SetupError's sentence, and return the recording of a
-live run (at the end of this file; `python -m course.natlab record` remakes it), marked
-"capture": "recording". `flows_evidence` and `probes_evidence` give what does not depend on timing or
-port numbers: a live run and the recording give the same.
+live run (course/data/lab-nat.json; `python -m course.natlab record` remakes it), marked
+"capture": "recording" (course.netlab.lesson: the same for every lab lesson). `flows_evidence` and
+`probes_evidence` give what does not depend on timing or port numbers: a live run and the
+recording give the same.
 """
 from __future__ import annotations
 
-import copy
-import json
-import platform
-import pprint
 import select
 import socket
 import time
@@ -42,8 +39,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from course.deadline import wait_for
-from course.errors import PeerError, SetupError
-from course.netlab import Lab
+from course.errors import PeerError
+from course.netlab import Lab, lesson
 from course.netlab.demo import PRIVATE_PORT, ROUTER_LAN, ROUTER_WAN, SERVER
 
 __all__ = [
@@ -59,8 +56,8 @@ __all__ = [
     "ROUTERS",
     "TABLE_PORTS",
     "RECORDING",
+    "NEW_FROM_THE_WAN",
     "home_router",
-    "firewall_rules",
     "run_flows",
     "run_probes",
     "flows",
@@ -74,6 +71,7 @@ __all__ = [
     "show_probes",
     "compare",
     "record",
+    "main",
 ]
 
 LAPTOP, PHONE, STRANGER = "192.168.1.2", "192.168.1.3", "192.0.2.66"
@@ -98,40 +96,28 @@ OUTCOMES = {
     "router": "to the router: no socket",
     "dropped": "dropped by the firewall",
 }
+# what the router counts in its input and forward chains, and drops with a firewall: what comes in on
+# wan0 and starts a new connection (conntrack state new: no translation knows it)
+NEW_FROM_THE_WAN = 'iifname "wan0" ct state new'
+CHAINS = ("input", "forward")  # addressed to the router itself; to be routed on
+RECORDING = lesson.DATA / "lab-nat.json"
+_fallback = lesson.Fallback(say="recording shown, {why}")
 
 
 # ----------------------------------------------------------------------------------------------
 # The lab
 # ----------------------------------------------------------------------------------------------
-def firewall_rules(drop: bool) -> str:
-    """The router's filter (`nft -f`): what comes in on wan0 and starts a new connection (conntrack
-    state new: no translation knows it) is counted, in the input chain (addressed to the router)
-    or the forward chain (to be routed on), and dropped if `drop` (a home router's firewall)."""
-    verdict = " drop" if drop else ""
-    return (
-        "table inet home {\n"
-        f'  chain input {{ type filter hook input priority 0; policy accept; iifname "wan0" ct state new counter{verdict}; }}\n'
-        f'  chain forward {{ type filter hook forward priority 0; policy accept; iifname "wan0" ct state new counter{verdict}; }}\n'
-        "}\n"
-    )
-
-
 def home_router(*, firewall: bool = False, timeout: float = LAB_TIMEOUT) -> Lab:
-    """The lab of the module docstring, built on `with home_router() as net:`."""
+    """The lab of the module docstring, built on `with home_router() as net:`; with `firewall`, the
+    router drops what it counts (NEW_FROM_THE_WAN), as a home router's firewall does."""
 
     def build(net: Lab) -> None:
         laptop, phone, router, internet = (net.add_host(name) for name in HOSTS)
         net.link(router, laptop, None, f"{LAPTOP}/24", names=("lan0", "eth0"))
         net.link(router, phone, None, f"{PHONE}/24", names=("lan1", "eth0"))
         net.link(router, internet, f"{ROUTER_WAN}/24", f"{SERVER}/24", names=("wan0", "eth0"))
-        try:
-            router.cmd("ip", "-batch", "-", input=(
-                "link add br0 type bridge\nlink set lan0 master br0\nlink set lan1 master br0\n"
-                f"address add {ROUTER_LAN}/24 dev br0\nlink set br0 up\n"))
-        except PeerError as exc:
-            raise SetupError(f"no lab network here: the router's LAN bridge cannot be made ({exc}); as root, `modprobe bridge`; "
-                             f"see README.md, 'The lab network' (notebooks show a recording instead)") from None
-        internet.cmd("ip", "address", "add", f"{STRANGER}/24", "dev", "eth0")
+        router.bridge("br0", ["lan0", "lan1"], f"{ROUTER_LAN}/24")
+        internet.add_address(f"{STRANGER}/24", "eth0")
         for host in (laptop, phone):
             host.route("default", via=ROUTER_LAN)
         router.route("default", dev="wan0")  # the Internet is the wire behind wan0
@@ -139,7 +125,8 @@ def home_router(*, firewall: bool = False, timeout: float = LAB_TIMEOUT) -> Lab:
         internet.route("192.168.1.0/24", via=ROUTER_WAN)  # the stranger's route into the LAN (probe private-address)
         router.forwarding(True)
         router.masquerade("wan0")
-        router.cmd("nft", "-f", "-", input=firewall_rules(firewall))
+        for chain in CHAINS:
+            router.filter(NEW_FROM_THE_WAN, chain, drop=firewall)
 
     return Lab(build, timeout=timeout)
 
@@ -167,10 +154,6 @@ def _receive(sock, timeout: float, what: str) -> tuple[bytes, tuple]:
         raise PeerError(f"{what} within {timeout} s") from None
 
 
-def _sysctl(host, key: str) -> int:
-    return int(host.cmd("cat", "/proc/sys/" + key.replace(".", "/")).strip())
-
-
 def run_flows(timeout: float = IO_TIMEOUT) -> dict:
     """The four flows of FLOWS through a live router; SetupError where no lab can be built."""
     started = time.monotonic()
@@ -190,8 +173,8 @@ def run_flows(timeout: float = IO_TIMEOUT) -> dict:
                           "remote": _text(server.getsockname()), "server_saw": _text(seen),
                           "answer": data.decode(), "answer_from": _text(source)})
         entries = [e for e in router.conntrack() if e.proto == "udp"]
-        timeouts = {key: _sysctl(router, key) for key in ("net.netfilter.nf_conntrack_udp_timeout",
-                                                            "net.netfilter.nf_conntrack_udp_timeout_stream")}
+        timeouts = {key: int(router.read_sysctl(key)) for key in ("net.netfilter.nf_conntrack_udp_timeout",
+                                                                    "net.netfilter.nf_conntrack_udp_timeout_stream")}
     for flow in flows:
         mine = [e for e in entries if e.original == (_pair(flow["private"]), _pair(flow["remote"]))]
         if len(mine) != 1:
@@ -205,19 +188,8 @@ def run_flows(timeout: float = IO_TIMEOUT) -> dict:
             "udp_timeouts": timeouts, "seconds": round(time.monotonic() - started, 3)}
 
 
-def _counters(router) -> dict[str, int]:
-    listing = json.loads(router.cmd("nft", "-j", "list", "table", "inet", "home"))
-    counted = {"input": 0, "forward": 0}
-    for item in listing["nftables"]:
-        rule = item.get("rule")
-        if rule and rule["chain"] in counted:
-            counted[rule["chain"]] += sum(e["counter"]["packets"] for e in rule["expr"] if "counter" in e)
-    return counted
-
-
 def _udp_noports(router) -> int:
-    lines = [line.split() for line in router.cmd("cat", "/proc/net/snmp").splitlines() if line.startswith("Udp:")]
-    return int(dict(zip(lines[0], lines[1]))["NoPorts"])
+    return router.snmp()["Udp"]["NoPorts"]
 
 
 def _probe_router(firewall: bool, timeout: float) -> dict:
@@ -237,12 +209,12 @@ def _probe_router(firewall: bool, timeout: float) -> dict:
             "unused-port": (stranger, (ROUTER_WAN, unused)),
             "private-address": (stranger, (LAPTOP, PRIVATE_PORT)),
         }
-        before, noports = _counters(router), _udp_noports(router)
+        before, noports = router.counters(*CHAINS), _udp_noports(router)
         outcomes = {}
         for name, _ in PROBES:
             sender, destination = sends[name]
             payload = f"probe {name}".encode()
-            baseline = _counters(router)
+            baseline = router.counters(*CHAINS)
 
             def at_the_laptop(name=name, payload=payload):
                 # a short blocking look at the socket before each reading of the router's counters, which
@@ -257,7 +229,7 @@ def _probe_router(firewall: bool, timeout: float) -> dict:
             def somewhere(name=name, baseline=baseline):
                 if at_the_laptop():
                     return "laptop"
-                now = _counters(router)
+                now = router.counters(*CHAINS)
                 grew = [chain for chain in now if now[chain] > baseline[chain]]
                 if not grew:
                     return None
@@ -274,7 +246,7 @@ def _probe_router(firewall: bool, timeout: float) -> dict:
                 where = wait_for(at_the_laptop, timeout, f"probe {name!r} was routed toward the laptop but did not reach it "
                                                          f"within {timeout} s", error=PeerError)
             outcomes[name] = where
-        after = _counters(router)
+        after = router.counters(*CHAINS)
         expected_noports = noports + sum(1 for o in outcomes.values() if o == "router")
         wait_for(lambda: _udp_noports(router) == expected_noports, timeout,
                  lambda: f"the router's UDP NoPorts counter is {_udp_noports(router)}, not {expected_noports}", error=PeerError)
@@ -296,30 +268,17 @@ def run_probes(timeout: float = IO_TIMEOUT) -> dict:
 # ----------------------------------------------------------------------------------------------
 def load_recording(kind: str) -> dict:
     """A copy of the recorded run of `kind` ("flows" or "probes"), marked "capture": "recording"."""
-    result = copy.deepcopy(RECORDING[kind])
-    result["capture"] = "recording"
-    result["recorded"] = f"{RECORDING['recorded']} on Linux {RECORDING['kernel']}"
-    return result
-
-
-def _live_or_recorded(kind: str, run: Callable[..., dict], timeout: float) -> dict:
-    try:
-        return run(timeout)
-    except SetupError as exc:
-        result = load_recording(kind)
-        result["why"] = str(exc)
-        print(f"recording shown, {exc}")
-        return result
+    return lesson.recorded_result(RECORDING, kind)
 
 
 def flows(timeout: float = IO_TIMEOUT) -> dict:
     """run_flows() where a lab can be built; else one printed line saying why, and the recording."""
-    return _live_or_recorded("flows", run_flows, timeout)
+    return _fallback.run(lambda: run_flows(timeout), lambda why: {**load_recording("flows"), "why": why})
 
 
 def probes(timeout: float = IO_TIMEOUT) -> dict:
     """run_probes() where a lab can be built; else one printed line saying why, and the recording."""
-    return _live_or_recorded("probes", run_probes, timeout)
+    return _fallback.run(lambda: run_probes(timeout), lambda why: {**load_recording("probes"), "why": why})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -423,14 +382,8 @@ def differences(kernel_flows: dict, kernel_probes: dict, mine: dict) -> list[str
 # ----------------------------------------------------------------------------------------------
 # What a cell shows
 # ----------------------------------------------------------------------------------------------
-def _source(result: dict) -> str:
-    if result["capture"] == "live":
-        return f"live in the lab ({len(HOSTS)} network namespaces: {', '.join(HOSTS)}; {result['seconds']} s)"
-    return f"the recording, made live on {result['recorded']}"
-
-
 def show_flows(result: dict) -> None:
-    print(f"the seed's home, {_source(result)}")
+    print(f"the seed's home, {lesson.source(result, HOSTS)}")
     print(f"{'flow (UDP)':<50} {'the server saw':<19} conntrack: replies to")
     for f in result["flows"]:
         flow = f"{f['who']:<6} {f['private']} -> {f['server']} {f['remote']}"
@@ -447,7 +400,7 @@ def show_flows(result: dict) -> None:
 
 def show_probes(result: dict) -> None:
     nat = result["routers"]["nat"]
-    print(f"datagrams toward the laptop, {_source(result)}")
+    print(f"datagrams toward the laptop, {lesson.source(result, HOSTS)}")
     print(f"the laptop sent to server A {nat['server']} first and left as {nat['laptop_public']};\n"
           f"each probe goes to that address and port unless it says otherwise")
     print(f"{'probe':<46} " + " ".join(f"{title:<26}" for _, title in ROUTERS).rstrip())
@@ -491,103 +444,17 @@ def compare(table_class: Callable, flows_result: dict, probes_result: dict) -> l
 # ----------------------------------------------------------------------------------------------
 # The recording (maintainers: python -m course.natlab record, as an ordinary user where a lab works)
 # ----------------------------------------------------------------------------------------------
-_MARK = "# -- recording"  # the markers are built, so that this line is not one of them
-_BEGIN, _END = _MARK + ": begin (python -m course.natlab record) --", _MARK + ": end --"
-
-
 def record(path: Path | None = None) -> Path:
-    """Run flows and probes live and rewrite the recording at the end of this file."""
-    flows_result, probes_result = run_flows(), run_probes()
-    data = {
-        "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "kernel": platform.release(),
-        "how": "python -m course.natlab record: run_flows() and run_probes(), live, as an ordinary user",
-        "flows": {k: v for k, v in flows_result.items() if k not in ("capture", "seconds")},
-        "probes": {k: v for k, v in probes_result.items() if k not in ("capture", "seconds")},
-    }
-    path = path or Path(__file__)
-    text = path.read_text()
-    head, rest = text.rsplit(_BEGIN, 1)
-    _, tail = rest.rsplit(_END, 1)
-    block = f"{_BEGIN}\nRECORDING = {pprint.pformat(data, width=120, sort_dicts=True)}\n{_END}"
-    path.write_text(head + block + tail)
-    return path
+    """Run flows and probes live and rewrite the recording (course/data/lab-nat.json)."""
+    demos = {name: {k: v for k, v in run().items() if k not in ("capture", "seconds")}
+             for name, run in (("flows", run_flows), ("probes", run_probes))}
+    return lesson.write_recording(path or RECORDING, "python -m course.natlab record: run_flows() and run_probes(), live, "
+                                  "as an ordinary user", demos)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return lesson.main("course.natlab", record, argv)
 
 
 if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["record"]:
-        print("usage: python -m course.natlab record   (runs the lab live and rewrites the recording in course/natlab.py)")
-        sys.exit(2)
-    print(f"recorded in {record()}")
-
-# The recording of a live run: data, remade by record(), not edited by hand.
-# -- recording: begin (python -m course.natlab record) --
-RECORDING = {'flows': {'conntrack': ['udp 192.168.1.2:6789 -> 198.51.100.10:36348, replies 198.51.100.10:36348 -> 203.0.113.1:6789',
-                         'udp 192.168.1.2:6789 -> 198.51.100.10:47233, replies 198.51.100.10:47233 -> 203.0.113.1:6789',
-                         'udp 192.168.1.3:6789 -> 198.51.100.10:36348, replies 198.51.100.10:36348 -> 203.0.113.1:8488',
-                         'udp 192.168.1.3:6789 -> 198.51.100.10:47233, replies 198.51.100.10:47233 -> '
-                         '203.0.113.1:8488'],
-           'flows': [{'answer': 'you are 203.0.113.1:6789',
-                      'answer_from': '198.51.100.10:47233',
-                      'conntrack_replies_to': '203.0.113.1:6789',
-                      'private': '192.168.1.2:6789',
-                      'remote': '198.51.100.10:47233',
-                      'server': 'A',
-                      'server_saw': '203.0.113.1:6789',
-                      'who': 'laptop'},
-                     {'answer': 'you are 203.0.113.1:8488',
-                      'answer_from': '198.51.100.10:47233',
-                      'conntrack_replies_to': '203.0.113.1:8488',
-                      'private': '192.168.1.3:6789',
-                      'remote': '198.51.100.10:47233',
-                      'server': 'A',
-                      'server_saw': '203.0.113.1:8488',
-                      'who': 'phone'},
-                     {'answer': 'you are 203.0.113.1:6789',
-                      'answer_from': '198.51.100.10:36348',
-                      'conntrack_replies_to': '203.0.113.1:6789',
-                      'private': '192.168.1.2:6789',
-                      'remote': '198.51.100.10:36348',
-                      'server': 'B',
-                      'server_saw': '203.0.113.1:6789',
-                      'who': 'laptop'},
-                     {'answer': 'you are 203.0.113.1:8488',
-                      'answer_from': '198.51.100.10:36348',
-                      'conntrack_replies_to': '203.0.113.1:8488',
-                      'private': '192.168.1.3:6789',
-                      'remote': '198.51.100.10:36348',
-                      'server': 'B',
-                      'server_saw': '203.0.113.1:8488',
-                      'who': 'phone'}],
-           'udp_timeouts': {'net.netfilter.nf_conntrack_udp_timeout': 30,
-                            'net.netfilter.nf_conntrack_udp_timeout_stream': 120}},
- 'how': 'python -m course.natlab record: run_flows() and run_probes(), live, as an ordinary user',
- 'kernel': '6.18.44-fc-v1045',
- 'probes': {'routers': {'firewall': {'counted': {'forward': 1, 'input': 3},
-                                     'laptop_public': '203.0.113.1:6789',
-                                     'other': '198.51.100.10:49625',
-                                     'outcomes': {'other-port': 'dropped',
-                                                  'private-address': 'dropped',
-                                                  'reply': 'laptop',
-                                                  'stranger': 'dropped',
-                                                  'unused-port': 'dropped'},
-                                     'server': '198.51.100.10:60209',
-                                     'stranger': '192.0.2.66:36967',
-                                     'udp_noports': 0,
-                                     'unused_port': 6790},
-                        'nat': {'counted': {'forward': 1, 'input': 3},
-                                'laptop_public': '203.0.113.1:6789',
-                                'other': '198.51.100.10:55167',
-                                'outcomes': {'other-port': 'router',
-                                             'private-address': 'laptop',
-                                             'reply': 'laptop',
-                                             'stranger': 'router',
-                                             'unused-port': 'router'},
-                                'server': '198.51.100.10:48886',
-                                'stranger': '192.0.2.66:33387',
-                                'udp_noports': 3,
-                                'unused_port': 6790}}},
- 'recorded': '2026-12-01 13:27 UTC'}
-# -- recording: end --
+    raise SystemExit(main())

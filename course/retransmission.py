@@ -20,42 +20,41 @@ on timing:
 - `zero_window()`: a receiver that does not read closes its window (flow control: the receiver's
   own buffer), and the sender probes it with backed-off zero-window probes.
 
-Each returns a `LabRun`: `evidence` (what neither timing nor port numbers change: the same in a
-live run and in the recording, which the tests compare), `measured` (times and TCP_INFO figures of
-this run), the captured segments with relative numbers, and whether it ran live. Where no lab can
-be built (SetupError: user namespaces refused, as on Binder and in the grading sandbox), or the
-live run fails, it returns the recording of the same demo (course/data/lab-retransmission.json,
-made by `record()`), and `print()` first says why in one line. A refusal is remembered for the
-rest of the process, so later demos do not try again.
+Each returns a `LabRun` (course.netlab.lesson's, the same for every lab lesson): `evidence` (what
+neither timing nor port numbers change: the same in a live run and in the recording, which the
+tests compare), `measured` (times and TCP_INFO figures of this run), the captured segments with
+relative numbers, and whether it ran live. Where no lab can be built (SetupError: user namespaces
+refused, as on Binder and in the grading sandbox), or the live run fails, it returns the recording
+of the same demo (course/data/lab-retransmission.json, made by `record()`: `python -m
+course.retransmission record`), and `print()` first says why in one line. A refusal is remembered
+for the rest of the process, so later demos do not try again.
 
 `linux_timers()` needs no lab: it reads the retransmission sysctls and applies the kernel's rule
 (net/ipv4/tcp_timer.c: tcp_model_timeout and retransmits_timed_out): tcp_retries2 = 15 is a time
 budget of 924.6 s, tcp_syn_retries = 6 one of 127 s, and TCP gives up at the first expiry of its
 retransmission timer past that budget.
 
-What should move into course.netlab and course.kernel: `LossFrom` (a loss of every packet from the
-nth on: course.netlab.Loss loses one) and the TCP_INFO fields read here (`tcp_info_more`: ca_state,
-probes, backoff, snd_ssthresh, unacked), which course.kernel.TcpInfo does not read yet.
+The link loses packets by course.netlab.Loss (`Loss.packets_from(n)`: the nth and every one after
+it); TCP_INFO is course.kernel.tcp_info (ca_state, backoff, probes, unacked, snd_ssthresh, snd_cwnd).
 """
 from __future__ import annotations
 
 import errno
-import json
 import os
-import platform
 import select
 import socket
-import struct
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from course.capture import DATA_DIR, Segment, relative
+from course.capture import Segment, relative
 from course.deadline import Deadline, wait_for
-from course.errors import PeerError, SetupError
-from course.kernel import tcp_info
+from course.errors import PeerError
+from course.kernel import TcpInfo, tcp_info
+from course.kernel.tcpinfo import TCP_INFINITE_SSTHRESH
+from course.netlab import lesson
 from course.netlab.demo import HOME, SERVER, home_network
-from course.netlab.rules import NUMGEN_MODULUS, Loss
+from course.netlab.rules import Loss
 
 __all__ = [
     "RECORDING",
@@ -68,9 +67,6 @@ __all__ = [
     "TCP_TIMEOUT_INIT_MS",
     "INFINITE_SSTHRESH",
     "CONGESTION_CONTROL",
-    "LossFrom",
-    "TcpInfoMore",
-    "tcp_info_more",
     "model_timeout_ms",
     "give_up_schedule",
     "linux_timers",
@@ -85,15 +81,16 @@ __all__ = [
     "load_recording",
     "record",
     "forget_refusal",
+    "main",
 ]
 
-RECORDING = DATA_DIR / "lab-retransmission.json"
+RECORDING = lesson.DATA / "lab-retransmission.json"
 MTU = 1500
 IP_HEADER, TCP_HEADER = 20, 20  # bytes, without options
 TIMESTAMP_OPTION = 12  # the 10-byte timestamp option and two NOPs, in every segment once agreed in the SYNs
 # include/net/tcp.h: the RTO's floor and ceiling, and the RTO of a SYN before any RTT is measured
 TCP_RTO_MIN_MS, TCP_RTO_MAX_MS, TCP_TIMEOUT_INIT_MS = 200, 120_000, 1_000
-INFINITE_SSTHRESH = 0x7FFFFFFF  # TCP_INFINITE_SSTHRESH: no loss yet, slow start has no ceiling
+INFINITE_SSTHRESH = TCP_INFINITE_SSTHRESH  # no loss yet: slow start has no ceiling
 CONGESTION_CONTROL = "cubic"  # Linux's default on most distributions; this machine's may differ
 TIMEOUT = 10.0  # seconds: the deadline of every blocking step of a demo
 TRANSFER_SEGMENTS = {"lost_segment": 3, "backoff": 3, "congestion": 10}
@@ -101,51 +98,8 @@ ZERO_WINDOW_RCVBUF = 4096  # asked for by the receiver; Linux doubles it (socket
 ZERO_WINDOW_BYTES = 32 * 1024
 ZERO_WINDOW_PROBES = 2
 BACKOFF_RETRIES2 = 1  # tcp_retries2 in the lab's home host: a budget of 0.6 s instead of 924.6 s
-CA_STATES = {0: "Open", 1: "Disorder", 2: "CWR", 3: "Recovery", 4: "Loss"}  # tcpi_ca_state
 
-_refused: str | None = None  # the SetupError sentence of the first refused lab of this process
-
-
-# ----------------------------------------------------------------------------------------------
-# What course.netlab and course.kernel do not have yet
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LossFrom(Loss):
-    """Every packet of a kind from the nth on (course.netlab.Loss.packet loses the nth only):
-    LossFrom(nth=3, of="tcp-data") loses the 3rd TCP segment with data and each one after it,
-    retransmissions included."""
-
-    def verdict(self) -> str | None:
-        return f"numgen inc mod {NUMGEN_MODULUS} >= {self.nth - 1} counter drop"
-
-    def __str__(self) -> str:
-        return Loss.__str__(self) + " and every one after it"
-
-
-@dataclass(frozen=True)
-class TcpInfoMore:
-    """The fields of TCP_INFO this module reads besides course.kernel.TcpInfo's."""
-
-    ca_state: str  # tcpi_ca_state: Open, Disorder, CWR, Recovery (fast recovery) or Loss (after an RTO)
-    probes: int  # tcpi_probes: zero-window probes sent and not answered
-    backoff: int  # tcpi_backoff: how many times the timer doubled since the last ACK
-    unacked: int  # tcpi_unacked: segments sent and not acknowledged
-    ssthresh: int  # tcpi_snd_ssthresh, in segments (INFINITE_SSTHRESH before any loss)
-    cwnd: int  # tcpi_snd_cwnd, in segments
-    rto_us: int
-    rtt_us: int
-    total_retrans: int
-
-
-def tcp_info_more(sock: socket.socket) -> TcpInfoMore:
-    """TCP_INFO of a TCP socket (struct tcp_info of include/uapi/linux/tcp.h: 8 bytes, 24 u32)."""
-    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-    if len(raw) < 104:
-        raise OSError(f"TCP_INFO returned {len(raw)} bytes, fewer than the 104 this course reads")
-    v = struct.unpack("8B24I", raw[:104])
-    u8, u32 = v[:8], v[8:]
-    return TcpInfoMore(ca_state=CA_STATES.get(u8[1], str(u8[1])), probes=u8[3], backoff=u8[4], unacked=u32[4],
-                       ssthresh=u32[17], cwnd=u32[18], rto_us=u32[0], rtt_us=u32[15], total_retrans=u32[23])
+_fallback = lesson.Fallback(remember_refusal=True, failed_runs=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,34 +174,8 @@ def linux_timers(first_rto_ms: int = TCP_RTO_MIN_MS + 4) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# A demo's result, live or recorded
+# What the demos show
 # ----------------------------------------------------------------------------------------------
-@dataclass
-class LabRun:
-    """One demo's result: `evidence` (what neither timing nor port numbers change), `measured`
-    (this run's times and TCP_INFO figures), the captured segments (relative numbers)."""
-
-    demo: str
-    live: bool
-    evidence: dict
-    measured: dict
-    segments: list[Segment] = field(default_factory=list)
-    why: str = ""  # why this is a recording: one sentence (empty when live)
-    recorded: str = ""  # when and on which kernel the recording was made
-
-    def lines(self) -> list[str]:
-        out = [self.why] if self.why else []
-        if self.live:
-            out.append(f"live: a lab network built just now (home {HOME} -- router -- server {SERVER}, MTU {MTU}), "
-                       f"captured on home's eth0")
-        else:
-            out.append(f"RECORDING of this demo, run live {self.recorded} (course.retransmission.record)")
-        return out + DEMOS[self.demo][1](self)
-
-    def print(self) -> None:
-        print("\n".join(self.lines()))
-
-
 def _segment_rows(segments: list[Segment], notes: dict[int, str] | None = None, t0: float = 0.0) -> list[str]:
     notes = notes or {}
     return [f"{(s.t - t0) * 1000:9.1f} ms  {s}" + (f"   <- {notes[i]}" if i in notes else "") for i, s in enumerate(segments)]
@@ -304,9 +232,9 @@ def _read_exactly(conn: socket.socket, size: int) -> None:
         got += len(chunk)
 
 
-def _wait_info(sock: socket.socket, test, what: str, timeout: float = TIMEOUT) -> TcpInfoMore:
-    return wait_for(lambda: (lambda i: i if test(i) else None)(tcp_info_more(sock)), timeout,
-                    lambda: f"home's socket did not reach '{what}' within {timeout} s: TCP_INFO says {tcp_info_more(sock)}",
+def _wait_info(sock: socket.socket, test, what: str, timeout: float = TIMEOUT) -> TcpInfo:
+    return wait_for(lambda: (lambda i: i if test(i) else None)(tcp_info(sock)), timeout,
+                    lambda: f"home's socket did not reach '{what}' within {timeout} s: TCP_INFO says {tcp_info(sock)}",
                     error=PeerError)
 
 
@@ -366,11 +294,11 @@ def _transfer_lost(net, segments_to_send: int, loss: Loss, wait_acked: bool) -> 
     with net.host("home").capture("eth0") as cap:
         listener, client, conn, cc = _connect(net)
         with listener, client, conn:
-            before = tcp_info_more(client)
+            before = tcp_info(client)
             mss = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
             client.sendall(bytes(segments_to_send * mss))
             _read_exactly(conn, segments_to_send * mss)
-            after = _wait_info(client, lambda i: i.unacked == 0, "everything acknowledged") if wait_acked else tcp_info_more(client)
+            after = _wait_info(client, lambda i: i.unacked == 0, "everything acknowledged") if wait_acked else tcp_info(client)
     return {"segments": _segments(cap), "before": before, "after": after, "cc": cc,
             "lost": link.dropped(toward="router"), "mss": mss}
 
@@ -403,8 +331,8 @@ def _run_lost_segment(net) -> tuple[dict, dict, list[Segment]]:
         "total_retrans": after.total_retrans,
         "duplicate_acks_before_the_retransmission": len(acks_before) - 1,  # the first of them acknowledged new data
         "congestion_control": r["cc"],
-        "cwnd_ssthresh_before": [r["before"].cwnd, r["before"].ssthresh],
-        "cwnd_ssthresh_after": [after.cwnd, after.ssthresh],
+        "cwnd_ssthresh_before": [r["before"].snd_cwnd, r["before"].snd_ssthresh],
+        "cwnd_ssthresh_after": [after.snd_cwnd, after.snd_ssthresh],
     }
     measured = {
         "rtt_us": r["before"].rtt_us,
@@ -441,7 +369,7 @@ def _show_lost_segment(run: LabRun) -> list[str]:
 def _run_backoff(net) -> tuple[dict, dict, list[Segment]]:
     home, link = net.host("home"), net.links[0]
     home.sysctl("net.ipv4.tcp_retries2", BACKOFF_RETRIES2)
-    link.set_loss(LossFrom(nth=3, of="tcp-data"), toward="router")
+    link.set_loss(Loss.packets_from(3, of="tcp-data"), toward="router")
     n = TRANSFER_SEGMENTS["backoff"]
     with home.capture("eth0") as cap:
         listener, client, conn, _ = _connect(net)
@@ -474,7 +402,7 @@ def _run_backoff(net) -> tuple[dict, dict, list[Segment]]:
         "retransmissions": len(copies) - 1,
         "predicted_retransmissions": len(predicted["retransmissions_ms"]),
         "rto_doubles": [rtos[k + 1] / rtos[k] for k in range(len(rtos) - 1)],
-        "cwnd_after_each_expiry": [i.cwnd for i in expired],
+        "cwnd_after_each_expiry": [i.snd_cwnd for i in expired],
         "state_after_each_expiry": [i.ca_state for i in expired],
         "error": error,
     }
@@ -515,8 +443,8 @@ def _run_congestion(net) -> tuple[dict, dict, list[Segment]]:
         "lost_by_the_link": r["lost"],
         "at_least_3_duplicate_acks": len(dupacks) >= 3,
         "repaired_before_the_rto": after.backoff == 0 and (segments[copies[-1]].t - segments[copies[0]].t) * 1e6 < before.rto_us,
-        "cwnd_ssthresh_before": [before.cwnd, before.ssthresh],
-        "cwnd_ssthresh_after": [after.cwnd, after.ssthresh],
+        "cwnd_ssthresh_before": [before.snd_cwnd, before.snd_ssthresh],
+        "cwnd_ssthresh_after": [after.snd_cwnd, after.snd_ssthresh],
         "ca_state_after": after.ca_state,
     }
     measured = {"duplicate_acks": len(dupacks), "repaired_after_ms": round((segments[copies[-1]].t - segments[copies[0]].t) * 1000, 2),
@@ -563,7 +491,7 @@ def _run_zero_window(net) -> tuple[dict, dict, list[Segment]]:
                     if not chunk:
                         raise PeerError(f"the lab server got the end of the stream after {got} bytes")
                     got += len(chunk)
-            done = tcp_info_more(client)
+            done = tcp_info(client)
     segments = _segments(cap)
     zero, reopened, probes = _zero_window_segments(segments)
     expected = segments[zero].ack
@@ -633,40 +561,40 @@ DEMOS = {
 
 
 # ----------------------------------------------------------------------------------------------
-# Live, or else the recording
+# A demo's result; live, or else the recording
 # ----------------------------------------------------------------------------------------------
+@dataclass
+class LabRun(lesson.LabRun):
+    """One demo's result (course.netlab.lesson.LabRun), with the captured segments (relative numbers)."""
+
+    segments: list[Segment] = field(default_factory=list)
+
+    DEMOS = DEMOS
+    DETAIL = "segments"
+    LAB = f"home {HOME} -- router -- server {SERVER}, MTU {MTU}"
+    MADE_BY = "course.retransmission.record"
+
+    def __post_init__(self):
+        self.segments = [s if isinstance(s, Segment) else Segment(**s) for s in self.segments]
+
+
 def live(name: str) -> LabRun:
     """Run one demo now in a new lab; SetupError where no lab can be built."""
-    run_demo, _ = DEMOS[name]
-    with home_network(mtu=MTU, timeout=TIMEOUT) as net:
-        evidence, measured, segments = run_demo(net)
-    return LabRun(name, True, evidence, measured, segments)
+    return LabRun.run_live(name, home_network(mtu=MTU, timeout=TIMEOUT))
 
 
 def load_recording(name: str, why: str = "") -> LabRun:
     """The recorded run of one demo (made live by record())."""
-    data = json.loads(Path(RECORDING).read_text())
-    d = data["demos"][name]
-    return LabRun(name, False, d["evidence"], d["measured"], [Segment(**s) for s in d["segments"]], why=why,
-                  recorded=f"on {data['recorded']} on Linux {data['kernel']}")
+    return LabRun.from_recording(RECORDING, name, why)
 
 
 def _demo(name: str) -> LabRun:
-    global _refused
-    if _refused is None:
-        try:
-            return live(name)
-        except SetupError as exc:
-            _refused = str(exc)
-        except (PeerError, OSError) as exc:  # the lab was built, and the live run failed (a very busy machine)
-            return load_recording(name, why=f"the live run failed, so this is the recording: {exc}")
-    return load_recording(name, why=_refused)
+    return _fallback.run(lambda: live(name), lambda why: load_recording(name, why))
 
 
 def forget_refusal() -> None:
     """Try a live lab again at the next demo (after the machine was fixed, say)."""
-    global _refused
-    _refused = None
+    _fallback.forget()
 
 
 def handshake() -> LabRun:
@@ -696,16 +624,14 @@ def zero_window() -> LabRun:
 
 def record(path: Path | None = None) -> Path:
     """Run every demo live and write the recording (maintainers)."""
-    demos = {}
-    for name in DEMOS:
-        run = live(name)
-        demos[name] = {"evidence": run.evidence, "measured": run.measured, "segments": [asdict(s) for s in run.segments]}
-    data = {
-        "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "kernel": platform.release(),
-        "how": "course.retransmission.record(): each demo live in course.netlab.home_network, captured on home's eth0",
-        "demos": demos,
-    }
-    path = Path(path or RECORDING)
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return path
+    return lesson.write_recording(path or RECORDING, "course.retransmission.record(): each demo live in "
+                                  "course.netlab.home_network, captured on home's eth0",
+                                  {name: live(name).recorded_form() for name in DEMOS})
+
+
+def main(argv: list[str] | None = None) -> int:
+    return lesson.main("course.retransmission", record, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,32 +21,26 @@ documentation networks; a lab has no way out of this machine.
   ICMP "time exceeded (fragment reassembly)"; the cell waits for both (with a deadline).
 
 Where no lab can be built (user namespaces refused: Binder, a container, the grading sandbox), both
-print one line, the SetupError's sentence, and return the recording of a live run (at the end of
-this file; `python -m course.udplab record` remakes it), marked "capture": "recording".
-`fragments_evidence` and `lost_fragment_evidence` give what depends neither on timing nor on port
-numbers: a live run and the recording give the same.
-
-What could move into course.netlab: a host's /proc/net/snmp counters (`snmp`), DF and TTL of a
-captured Packet, ICMP in a capture, and `_live_or_recorded` (course.natlab has the same).
+print one line, the SetupError's sentence, and return the recording of a live run
+(course/data/lab-udp.json; `python -m course.udplab record` remakes it), marked "capture":
+"recording" (course.netlab.lesson: the same for every lab lesson). `fragments_evidence` and
+`lost_fragment_evidence` give what depends neither on timing nor on port numbers: a live run and
+the recording give the same. The kernels' counters are Host.snmp(); the capture is read with
+course.netlab.pcap (datagrams, DF and TTL of each packet, ICMP messages).
 """
 from __future__ import annotations
 
-import copy
 import errno
 import math
-import platform
-import pprint
 import socket
-import struct
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
 
 from course.deadline import wait_for
-from course.errors import PeerError, SetupError
-from course.netlab import Lab, Loss
-from course.netlab.pcap import Frame, parse_packet
+from course.errors import PeerError
+from course.netlab import Lab, Loss, lesson
+from course.netlab.pcap import Frame, datagrams, icmp_messages
 
 __all__ = [
     "CLIENT",
@@ -63,7 +57,6 @@ __all__ = [
     "LOSS_RATE",
     "RECORDING",
     "udp_path",
-    "snmp",
     "fragments_of",
     "run_fragments",
     "run_lost_fragment",
@@ -76,6 +69,7 @@ __all__ = [
     "show_fragments",
     "show_lost_fragment",
     "record",
+    "main",
 ]
 
 CLIENT, ROUTER_IN, ROUTER_OUT, SERVER = "192.0.2.2", "192.0.2.1", "198.51.100.1", "198.51.100.10"
@@ -96,6 +90,8 @@ IO_TIMEOUT = 20.0  # seconds for each datagram to arrive, or each counter to mov
 IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
 ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME = 11, 1
+RECORDING = lesson.DATA / "lab-udp.json"
+_fallback = lesson.Fallback(say="recording shown, {why}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,15 +112,6 @@ def udp_path(*, loss: Loss | None = None, timeout: float = LAB_TIMEOUT) -> Lab:
     return Lab(build, timeout=timeout)
 
 
-def snmp(host) -> dict[str, dict[str, int]]:
-    """A lab host's own /proc/net/snmp (as `nstat -az` shows it): {"Ip": {"FragCreates": 6, ...}, "Udp": {...}}."""
-    lines = [line.split() for line in host.cmd("cat", "/proc/net/snmp").splitlines()]
-    table: dict[str, dict[str, int]] = {}
-    for names, values in zip(lines[::2], lines[1::2]):
-        table[names[0].rstrip(":")] = {n: int(v) for n, v in zip(names[1:], values[1:])}
-    return table
-
-
 def _moved(before: dict, after: dict, group: str, names: tuple[str, ...]) -> dict[str, int]:
     return {n: after[group][n] - before[group][n] for n in names}
 
@@ -135,39 +122,26 @@ def _tagged(tag: str, size: int) -> bytes:
 
 
 def fragments_of(frames: list[Frame], src: str, dst: str) -> list[dict]:
-    """The UDP datagrams from `src` to `dst` in a capture, in the order their first packet was
-    seen: for each, its tag (the first bytes of its data, up to a '.'), its size (data bytes, from
-    the UDP header of the first fragment) and its IP packets sorted by offset: [offset, IP payload
-    bytes, MF, DF, TTL]. A datagram whose first fragment is missing has tag and size None."""
-    by_id: dict[int, list] = {}
-    for p in map(parse_packet, frames):
-        if p is None or p.proto != socket.IPPROTO_UDP or (p.src, p.dst) != (src, dst):
-            continue
-        dont_fragment = bool(p.header[6] & 0x40)
-        by_id.setdefault(p.ident, []).append((p, [p.offset, len(p.payload), p.more_fragments, dont_fragment, p.header[8]]))
+    """The UDP datagrams from `src` to `dst` in a capture (course.netlab.pcap.datagrams), in the
+    order their first packet was seen: for each, its tag (the first bytes of its data, up to a
+    '.'), its size (data bytes, from the UDP header of the first fragment) and its IP packets sorted
+    by offset: [offset, IP payload bytes, MF, DF, TTL]. A datagram whose first fragment is missing
+    has tag and size None."""
     found = []
-    for pieces in by_id.values():
-        first = next((p for p, _ in pieces if p.offset == 0), None)
-        tag = size = None
-        if first is not None and len(first.payload) >= UDP_HEADER:
-            size = struct.unpack("!H", first.payload[4:6])[0] - UDP_HEADER
-            tag = first.payload[UDP_HEADER:UDP_HEADER + 32].split(b".", 1)[0].decode(errors="replace")
-        found.append({"tag": tag, "size": size, "ident": pieces[0][0].ident,
-                      "packets": sorted((row for _, row in pieces), key=lambda row: row[0])})
+    for d in datagrams(frames, socket.IPPROTO_UDP, src, dst):
+        data = d.udp_data
+        tag = data[:32].split(b".", 1)[0].decode(errors="replace") if data is not None else None
+        found.append({"tag": tag, "size": d.udp_size, "ident": d.ident,
+                      "packets": [[p.offset, len(p.payload), p.more_fragments, p.dont_fragment, p.ttl] for p in d.packets]})
     return found
 
 
-def _icmp(frames: list[Frame], to: str, datagrams: list[dict]) -> list[dict]:
-    """The ICMP messages to `to` in a capture: type, code, and the tag of the datagram (of
-    `datagrams`) whose IP header the message quotes (its identification)."""
-    tags = {d["ident"]: d["tag"] for d in datagrams}
-    found = []
-    for p in map(parse_packet, frames):
-        if p is None or p.proto != socket.IPPROTO_ICMP or p.dst != to or len(p.payload) < 8 + IP_HEADER:
-            continue
-        quoted_ident = struct.unpack("!H", p.payload[8 + 4:8 + 6])[0]
-        found.append({"type": p.payload[0], "code": p.payload[1], "from": p.src, "about": tags.get(quoted_ident)})
-    return found
+def _icmp(frames: list[Frame], to: str, sent: list[dict]) -> list[dict]:
+    """The ICMP errors to `to` in a capture: type, code, and the tag of the datagram (of `sent`,
+    fragments_of's) whose IP header the message quotes (its identification)."""
+    tags = {d["ident"]: d["tag"] for d in sent}
+    return [{"type": m.type, "code": m.code, "from": m.src, "about": tags.get(m.quoted[3])}
+            for m in icmp_messages(frames, to) if m.quoted is not None]
 
 
 def _receive(sock, timeout: float, what: str) -> bytes:
@@ -205,7 +179,7 @@ def run_fragments(timeout: float = IO_TIMEOUT) -> dict:
     with udp_path() as net, ExitStack() as stack:
         client_host, server_host = net.host("client"), net.host("server")
         client, server = _sockets(net, stack)
-        before = {"client": snmp(client_host), "server": snmp(server_host)}
+        before = {"client": client_host.snmp(), "server": server_host.snmp()}
         received = []
         with client_host.capture("eth0") as at_client, server_host.capture("eth0") as at_server:
             for size in SIZES:
@@ -221,7 +195,7 @@ def run_fragments(timeout: float = IO_TIMEOUT) -> dict:
                 refused = None
             except OSError as exc:
                 refused = {"errno": errno.errorcode.get(exc.errno, str(exc.errno)), "strerror": exc.strerror}
-        after = {"client": snmp(client_host), "server": snmp(server_host)}
+        after = {"client": client_host.snmp(), "server": server_host.snmp()}
         leftover = not _nothing_waiting(server)
     if leftover:
         raise PeerError("the server received a datagram after the ones the client sent (the refused one was sent?)")
@@ -248,17 +222,17 @@ def run_lost_fragment(timeout: float = IO_TIMEOUT) -> dict:
     started = time.monotonic()
     with udp_path(loss=LOSS) as net, ExitStack() as stack:
         client_host, server_host = net.host("client"), net.host("server")
-        default_time = int(server_host.cmd("cat", "/proc/sys/net/ipv4/ipfrag_time").strip())
+        default_time = int(server_host.read_sysctl("net.ipv4.ipfrag_time"))
         server_host.sysctl("net.ipv4.ipfrag_time", FRAGMENT_TIME)
         client, server = _sockets(net, stack)
-        before = snmp(server_host)
+        before = server_host.snmp()
         with client_host.capture("eth0") as at_client, server_host.capture("eth0") as at_server:
             for attempt in (1, 2):
                 client.sendto(_tagged(f"attempt {attempt}", LOST_SIZE), server.getsockname())
             data = _receive(server, timeout, f"the server got neither {LOST_SIZE}-byte datagram from the client")
             received = [data.split(b".", 1)[0].decode(errors="replace")]
             gave_up = time.monotonic()
-            wait_for(lambda: snmp(server_host)["Ip"]["ReasmTimeout"] > before["Ip"]["ReasmTimeout"], timeout,
+            wait_for(lambda: server_host.snmp()["Ip"]["ReasmTimeout"] > before["Ip"]["ReasmTimeout"], timeout,
                      f"the server's kernel did not give up on attempt 1's fragments within {timeout} s "
                      f"(net.ipv4.ipfrag_time is {FRAGMENT_TIME} s there)", error=PeerError)
             waited = time.monotonic() - gave_up
@@ -271,7 +245,7 @@ def run_lost_fragment(timeout: float = IO_TIMEOUT) -> dict:
                                     f"attempt 1's fragments", error=PeerError)
             if not _nothing_waiting(server):
                 raise PeerError("the server received a second datagram: the lost fragment's datagram was put together after all?")
-        after = snmp(server_host)
+        after = server_host.snmp()
         so_error = client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         client_heard = not _nothing_waiting(client)
         dropped = net.links[0].dropped(toward="router")
@@ -298,30 +272,17 @@ def run_lost_fragment(timeout: float = IO_TIMEOUT) -> dict:
 # ----------------------------------------------------------------------------------------------
 def load_recording(kind: str) -> dict:
     """A copy of the recorded run of `kind` ("fragments" or "lost_fragment"), marked "capture": "recording"."""
-    result = copy.deepcopy(RECORDING[kind])
-    result["capture"] = "recording"
-    result["recorded"] = f"{RECORDING['recorded']} on Linux {RECORDING['kernel']}"
-    return result
-
-
-def _live_or_recorded(kind: str, run: Callable[[float], dict], timeout: float) -> dict:
-    try:
-        return run(timeout)
-    except SetupError as exc:
-        result = load_recording(kind)
-        result["why"] = str(exc)
-        print(f"recording shown, {exc}")
-        return result
+    return lesson.recorded_result(RECORDING, kind)
 
 
 def fragments(timeout: float = IO_TIMEOUT) -> dict:
     """run_fragments() where a lab can be built; else one printed line saying why, and the recording."""
-    return _live_or_recorded("fragments", run_fragments, timeout)
+    return _fallback.run(lambda: run_fragments(timeout), lambda why: {**load_recording("fragments"), "why": why})
 
 
 def lost_fragment(timeout: float = IO_TIMEOUT) -> dict:
     """run_lost_fragment() where a lab can be built; else one printed line saying why, and the recording."""
-    return _live_or_recorded("lost_fragment", run_lost_fragment, timeout)
+    return _fallback.run(lambda: run_lost_fragment(timeout), lambda why: {**load_recording("lost_fragment"), "why": why})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,9 +318,7 @@ def arrival_odds(p: float = LOSS_RATE, sizes: tuple[int, ...] = SIZES, mtu: int 
 # What a cell shows
 # ----------------------------------------------------------------------------------------------
 def _source(result: dict) -> str:
-    if result["capture"] == "live":
-        return f"live in the lab ({len(HOSTS)} network namespaces: {', '.join(HOSTS)}; links of MTU {result['mtu']}; {result['seconds']} s)"
-    return f"the recording, made live on {result['recorded']}"
+    return lesson.source(result, HOSTS, f"links of MTU {result['mtu']}")
 
 
 def _pieces(packets: list) -> str:
@@ -443,175 +402,20 @@ def show_lost_fragment(result: dict) -> None:
 # ----------------------------------------------------------------------------------------------
 # The recording (maintainers: python -m course.udplab record, as an ordinary user where a lab works)
 # ----------------------------------------------------------------------------------------------
-_MARK = "# -- recording"  # the markers are built, so that this line is not one of them
-_BEGIN, _END = _MARK + ": begin (python -m course.udplab record) --", _MARK + ": end --"
 _UNRECORDED = ("capture", "seconds", "waited_for_the_reassembly_timeout")
 
 
 def record(path: Path | None = None) -> Path:
-    """Run both live and rewrite the recording at the end of this file."""
-    data = {
-        "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "kernel": platform.release(),
-        "how": "python -m course.udplab record: run_fragments() and run_lost_fragment(), live, as an ordinary user",
-        "fragments": {k: v for k, v in run_fragments().items() if k not in _UNRECORDED},
-        "lost_fragment": {k: v for k, v in run_lost_fragment().items() if k not in _UNRECORDED},
-    }
-    path = path or Path(__file__)
-    text = path.read_text()
-    head, rest = text.rsplit(_BEGIN, 1)
-    _, tail = rest.rsplit(_END, 1)
-    block = f"{_BEGIN}\nRECORDING = {pprint.pformat(data, width=120, sort_dicts=True)}\n{_END}"
-    path.write_text(head + block + tail)
-    return path
+    """Run both live and rewrite the recording (course/data/lab-udp.json)."""
+    demos = {name: {k: v for k, v in run().items() if k not in _UNRECORDED}
+             for name, run in (("fragments", run_fragments), ("lost_fragment", run_lost_fragment))}
+    return lesson.write_recording(path or RECORDING, "python -m course.udplab record: run_fragments() and "
+                                  "run_lost_fragment(), live, as an ordinary user", demos)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return lesson.main("course.udplab", record, argv)
 
 
 if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["record"]:
-        print("usage: python -m course.udplab record   (runs the lab live and rewrites the recording in course/udplab.py)")
-        sys.exit(2)
-    print(f"recorded in {record()}")
-
-# The recording of a live run: data, remade by record(), not edited by hand.
-# -- recording: begin (python -m course.udplab record) --
-RECORDING = {'fragments': {'client': {'FragCreates': 50, 'FragFails': 0, 'FragOKs': 3},
-               'datagrams': [{'arrived': [[0, 1480, False, True, 63]],
-                              'received': 1472,
-                              'sent': [[0, 1480, False, True, 64]],
-                              'size': 1472},
-                             {'arrived': [[0, 1480, True, False, 63], [1480, 1, False, False, 63]],
-                              'received': 1473,
-                              'sent': [[0, 1480, True, False, 64], [1480, 1, False, False, 64]],
-                              'size': 1473},
-                             {'arrived': [[0, 1480, True, False, 63],
-                                          [1480, 1480, True, False, 63],
-                                          [2960, 1048, False, False, 63]],
-                              'received': 4000,
-                              'sent': [[0, 1480, True, False, 64],
-                                       [1480, 1480, True, False, 64],
-                                       [2960, 1048, False, False, 64]],
-                              'size': 4000},
-                             {'arrived': [[0, 1480, True, False, 63],
-                                          [1480, 1480, True, False, 63],
-                                          [2960, 1480, True, False, 63],
-                                          [4440, 1480, True, False, 63],
-                                          [5920, 1480, True, False, 63],
-                                          [7400, 1480, True, False, 63],
-                                          [8880, 1480, True, False, 63],
-                                          [10360, 1480, True, False, 63],
-                                          [11840, 1480, True, False, 63],
-                                          [13320, 1480, True, False, 63],
-                                          [14800, 1480, True, False, 63],
-                                          [16280, 1480, True, False, 63],
-                                          [17760, 1480, True, False, 63],
-                                          [19240, 1480, True, False, 63],
-                                          [20720, 1480, True, False, 63],
-                                          [22200, 1480, True, False, 63],
-                                          [23680, 1480, True, False, 63],
-                                          [25160, 1480, True, False, 63],
-                                          [26640, 1480, True, False, 63],
-                                          [28120, 1480, True, False, 63],
-                                          [29600, 1480, True, False, 63],
-                                          [31080, 1480, True, False, 63],
-                                          [32560, 1480, True, False, 63],
-                                          [34040, 1480, True, False, 63],
-                                          [35520, 1480, True, False, 63],
-                                          [37000, 1480, True, False, 63],
-                                          [38480, 1480, True, False, 63],
-                                          [39960, 1480, True, False, 63],
-                                          [41440, 1480, True, False, 63],
-                                          [42920, 1480, True, False, 63],
-                                          [44400, 1480, True, False, 63],
-                                          [45880, 1480, True, False, 63],
-                                          [47360, 1480, True, False, 63],
-                                          [48840, 1480, True, False, 63],
-                                          [50320, 1480, True, False, 63],
-                                          [51800, 1480, True, False, 63],
-                                          [53280, 1480, True, False, 63],
-                                          [54760, 1480, True, False, 63],
-                                          [56240, 1480, True, False, 63],
-                                          [57720, 1480, True, False, 63],
-                                          [59200, 1480, True, False, 63],
-                                          [60680, 1480, True, False, 63],
-                                          [62160, 1480, True, False, 63],
-                                          [63640, 1480, True, False, 63],
-                                          [65120, 395, False, False, 63]],
-                              'received': 65507,
-                              'sent': [[0, 1480, True, False, 64],
-                                       [1480, 1480, True, False, 64],
-                                       [2960, 1480, True, False, 64],
-                                       [4440, 1480, True, False, 64],
-                                       [5920, 1480, True, False, 64],
-                                       [7400, 1480, True, False, 64],
-                                       [8880, 1480, True, False, 64],
-                                       [10360, 1480, True, False, 64],
-                                       [11840, 1480, True, False, 64],
-                                       [13320, 1480, True, False, 64],
-                                       [14800, 1480, True, False, 64],
-                                       [16280, 1480, True, False, 64],
-                                       [17760, 1480, True, False, 64],
-                                       [19240, 1480, True, False, 64],
-                                       [20720, 1480, True, False, 64],
-                                       [22200, 1480, True, False, 64],
-                                       [23680, 1480, True, False, 64],
-                                       [25160, 1480, True, False, 64],
-                                       [26640, 1480, True, False, 64],
-                                       [28120, 1480, True, False, 64],
-                                       [29600, 1480, True, False, 64],
-                                       [31080, 1480, True, False, 64],
-                                       [32560, 1480, True, False, 64],
-                                       [34040, 1480, True, False, 64],
-                                       [35520, 1480, True, False, 64],
-                                       [37000, 1480, True, False, 64],
-                                       [38480, 1480, True, False, 64],
-                                       [39960, 1480, True, False, 64],
-                                       [41440, 1480, True, False, 64],
-                                       [42920, 1480, True, False, 64],
-                                       [44400, 1480, True, False, 64],
-                                       [45880, 1480, True, False, 64],
-                                       [47360, 1480, True, False, 64],
-                                       [48840, 1480, True, False, 64],
-                                       [50320, 1480, True, False, 64],
-                                       [51800, 1480, True, False, 64],
-                                       [53280, 1480, True, False, 64],
-                                       [54760, 1480, True, False, 64],
-                                       [56240, 1480, True, False, 64],
-                                       [57720, 1480, True, False, 64],
-                                       [59200, 1480, True, False, 64],
-                                       [60680, 1480, True, False, 64],
-                                       [62160, 1480, True, False, 64],
-                                       [63640, 1480, True, False, 64],
-                                       [65120, 395, False, False, 64]],
-                              'size': 65507}],
-               'mtu': 1500,
-               'refused': {'error': {'errno': 'EMSGSIZE', 'strerror': 'Message too long'}, 'size': 1473},
-               'server': {'InDatagrams': 4, 'ReasmFails': 0, 'ReasmOKs': 3, 'ReasmReqds': 50}},
- 'how': 'python -m course.udplab record: run_fragments() and run_lost_fragment(), live, as an ordinary user',
- 'kernel': '6.18.44-fc-v1045',
- 'lost_fragment': {'attempts': [{'arrived': [[0, 1480, True, False, 63], [2960, 1048, False, False, 63]],
-                                 'sent': [[0, 1480, True, False, 64],
-                                          [1480, 1480, True, False, 64],
-                                          [2960, 1048, False, False, 64]],
-                                 'size': 4000,
-                                 'tag': 'attempt 1'},
-                                {'arrived': [[0, 1480, True, False, 63],
-                                             [1480, 1480, True, False, 63],
-                                             [2960, 1048, False, False, 63]],
-                                 'sent': [[0, 1480, True, False, 64],
-                                          [1480, 1480, True, False, 64],
-                                          [2960, 1048, False, False, 64]],
-                                 'size': 4000,
-                                 'tag': 'attempt 2'}],
-                   'client_heard': False,
-                   'client_so_error': 0,
-                   'icmp': [{'about': 'attempt 1', 'code': 1, 'from': '198.51.100.10', 'type': 11}],
-                   'ipfrag_time': {'default': 30, 'set': 1},
-                   'loss': 'the 2nd UDP packet',
-                   'lost_by_the_link': 1,
-                   'mtu': 1500,
-                   'received': ['attempt 2'],
-                   'server': {'InDatagrams': 1, 'ReasmFails': 1, 'ReasmOKs': 1, 'ReasmReqds': 5, 'ReasmTimeout': 1}},
- 'recorded': '2026-12-01 13:41 UTC'}
-# -- recording: end --
+    raise SystemExit(main())

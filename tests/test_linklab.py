@@ -3,25 +3,15 @@
 Without namespaces: a capture cut into labelled connections, the recording's own arithmetic, and the
 fallback (one line saying why, then the recording). With a lab: a live run gives the recorded
 evidence and times that the link's rate bounds from below; the notebook's lab cells themselves run
-live as an ordinary user (as root, an unused uid with setpriv and /usr/bin/python3, as
-tests/test_netlab.py does) and, inside sandboxes that refuse user namespaces (bwrap --disable-userns,
-the grading sandbox's seccomp filter), print one line and the recording. Where no lab can be built
-the live tests are skipped, except under CI (the variable CI set), where that is a failure.
+live as an ordinary user (tests/lab_support.py: as root, an unused uid with setpriv and
+/usr/bin/python3) and, inside sandboxes that refuse user namespaces (bwrap --disable-userns, the
+grading sandbox's seccomp filter), print one line and the recording. Where no lab can be built the
+live tests are skipped, except under CI (the variable CI set), where that is a failure.
 """
 from __future__ import annotations
 
-import json
-import os
-import pwd
-import random
-import shutil
 import socket
 import statistics
-import struct
-import subprocess
-import sys
-import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -29,16 +19,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import REPO
 from course import linklab
 from course.errors import PeerError, SetupError
 from course.netlab.pcap import Frame
+from lab_support import IN_CI, refusing_sandboxes, tcp
 from notebook_cases import release_of, solution_of
 
 ASSIGNMENT = "07-long-short-connections"
 LAB_CELLS = ("lab-wire", "lab-times")
-IN_CI = bool(os.environ.get("CI"))
-SYSTEM_PYTHON = "/usr/bin/python3"
 # The segments of one request on a short connection that timing never changes: (sender, label, bytes)
 SHORT_FIXED = [
     ["client", "handshake 1: SYN", 74], ["server", "handshake 2: SYN-ACK", 74], ["client", "handshake 3: ACK", 66],
@@ -55,15 +43,11 @@ def cell_sources(path: Path) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------
 # Without namespaces
 # ----------------------------------------------------------------------------------------------
-def frame(src, dst, flags, seq, ack=0, payload=b"", options=b"\x01" * 12) -> bytes:
+def frame(src, dst, flags, seq, ack=0, payload=b"") -> bytes:
     """An Ethernet frame with IPv4 and TCP (12 bytes of options, as with timestamps; 20 in a SYN)."""
     if "SYN" in flags:
-        options = b"\x02\x04\x05\xb4" + b"\x01" * 16
-    bits = sum(1 << i for i, name in enumerate(("FIN", "SYN", "RST", "PSH", "ACK")) if name in flags.split(","))
-    tcp = struct.pack("!HHIIHHHH", src[1], dst[1], seq, ack, ((20 + len(options)) // 4) << 12 | bits, 502, 0, 0) + options
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(payload), 1, 0x4000, 64, 6, 0,
-                     socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
-    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp + payload
+        return tcp(src, dst, flags, seq, ack, payload, mss=1460, options=b"\x01" * 16, window=502)
+    return tcp(src, dst, flags, seq, ack, payload, options=b"\x01" * 12, window=502)
 
 
 def short_connection(client, server, t0: int) -> list[Frame]:
@@ -169,7 +153,7 @@ def test_a_live_run_that_fails_shows_the_recording_and_says_so(fresh, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "the live run failed, so this is the recording: the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed"
     assert out[1:] == linklab.load_recording("times").lines() and not run.live
-    assert linklab._refused is None  # a failed run is not a refusal: the next demo tries again
+    assert linklab._fallback.refused is None  # a failed run is not a refusal: the next demo tries again
 
 
 def test_the_lab_cells_are_locked_the_same_in_the_release_and_use_no_learner_code():
@@ -186,17 +170,6 @@ def test_the_lab_cells_are_locked_the_same_in_the_release_and_use_no_learner_cod
 # ----------------------------------------------------------------------------------------------
 # A live lab, in this process
 # ----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def lab_here():
-    from course.netlab import available
-
-    why = available()
-    if why is not None:
-        if IN_CI:
-            pytest.fail(why)
-        pytest.skip(why)
-
-
 def test_a_live_run_gives_the_recorded_evidence_and_times_the_rate_bounds(lab_here):
     before = {t.ident for t in threading.enumerate()}
     for name in ("wire", "times"):
@@ -228,122 +201,50 @@ def test_the_echo_server_stops_when_its_block_ends_and_reports_a_failure():
 # ----------------------------------------------------------------------------------------------
 # The notebook's lab cells, run as an ordinary user, live or refused
 # ----------------------------------------------------------------------------------------------
-CELLS = """
-import json, os, sys, time
-from course import linklab
-runs = []
-for _name in ("wire", "times"):
-    def _keep(f=getattr(linklab, _name)):
-        runs.append(f())
-        return runs[-1]
-    setattr(linklab, _name, _keep)
-CELL_SOURCES = json.loads(sys.argv[1])
-start = time.monotonic()
-for _gid, _source in CELL_SOURCES.items():
-    print("CELL " + _gid, flush=True)
-    exec(_source)
-print("RESULT " + json.dumps({"elapsed": time.monotonic() - start, "uid": os.getuid(), "executable": sys.executable,
-      "runs": [{"live": r.live, "why": r.why, "evidence": r.evidence} for r in runs]}), flush=True)
+SETUP = """
+    from course import linklab
+    runs = []  # the LinkRun each demo returned to its cell
+
+    def keeping(demo):
+        def kept():
+            runs.append(demo())
+            return runs[-1]
+        return kept
+
+    for name in ("wire", "times"):
+        setattr(linklab, name, keeping(getattr(linklab, name)))
 """
+RUNS = "[{'live': r.live, 'why': r.why, 'evidence': r.evidence} for r in runs]"
 
 
-def unused_uid() -> int:
-    taken = {p.pw_uid for p in pwd.getpwall()}
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            taken |= {int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("Uid:")}
-        except (OSError, IndexError, ValueError):
-            pass
-    rng = random.SystemRandom()
-    while True:
-        uid = rng.randrange(300_000, 900_000)
-        if uid not in taken:
-            return uid
-
-
-@pytest.fixture(scope="module")
-def ordinary_user():
-    """(argv prefix, folder) to run Python as an ordinary user with a readable copy of course/."""
-    root_mode = os.geteuid() == 0
-    if root_mode and not (shutil.which("setpriv") and os.path.exists(SYSTEM_PYTHON)):
-        if IN_CI:
-            pytest.fail("the lab tests need setpriv (util-linux) and /usr/bin/python3 to run as an ordinary user")
-        pytest.skip("setpriv or /usr/bin/python3 missing")
-    root = Path(tempfile.mkdtemp(prefix="linklab-test-"))
-    try:
-        root.chmod(0o755)
-        shutil.copytree(REPO / "course", root / "course", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for path in [root, *root.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        home = root / "home"
-        home.mkdir()
-        uid = unused_uid() if root_mode else os.getuid()
-        if root_mode:
-            os.chown(home, uid, uid)
-        user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"] if root_mode else []
-        python = SYSTEM_PYTHON if root_mode else sys.executable
-        env = ["env", "-i", f"HOME={home}", f"PYTHONPATH={root}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
-        yield {"prefix": user + env, "python": python, "home": home, "uid": uid, "root": root}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def run_cells(user: dict, wrap: list[str] | None = None, timeout: float = 90) -> tuple[dict[str, list[str]], dict, str]:
+def run_cells(user, wrap: list[str] | None = None) -> tuple[dict, dict, str]:
     sources = {gid: cell_sources(solution_of(ASSIGNMENT))[gid] for gid in LAB_CELLS}
-    argv = user["prefix"] + (wrap or []) + [user["python"], "-c", textwrap.dedent(CELLS), json.dumps(sources)]
-    done = subprocess.run(argv, cwd=user["home"], capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"the lab cells failed (exit status {done.returncode}): {done.stderr[-3000:]}"
-    printed: dict[str, list[str]] = {}
-    result = None
-    for line in done.stdout.splitlines():
-        if line.startswith("CELL "):
-            current = printed.setdefault(line[5:], [])
-        elif line.startswith("RESULT "):
-            result = json.loads(line[7:])
-        else:
-            current.append(line)
-    assert result is not None and result["uid"] == user["uid"] and result["executable"] == user["python"]
-    return printed, result, done.stderr
+    identity, r, stderr = user.run_cells(sources, SETUP, extra=RUNS, wrap=wrap)
+    assert [c["error"] for c in r["cells"].values()] == [None, None], r["cells"]
+    return {gid: c["lines"] for gid, c in r["cells"].items()}, r, stderr
 
 
-def test_the_notebook_lab_cells_run_live_as_an_ordinary_user(ordinary_user, lab_here):
-    printed, result, stderr = run_cells(ordinary_user)
+def test_the_notebook_lab_cells_run_live_as_an_ordinary_user(as_user, lab_here):
+    printed, result, stderr = run_cells(as_user)
     assert not stderr.strip(), stderr[-2000:]
-    for gid, run in zip(LAB_CELLS, result["runs"]):
+    for gid, run in zip(LAB_CELLS, result["extra"]):
         assert run["live"] and not run["why"], (gid, run["why"])
         assert printed[gid][0].startswith("live: a lab network built just now (home 192.168.1.2 -- router -- server ")
         assert run["evidence"] == linklab.load_recording(gid[4:]).evidence, gid
     assert "one request on a short connection: 10 segments, 686 bytes on the wire (409 from the client" in printed["lab-wire"][1]
-    assert result["elapsed"] < 30
+    assert result["seconds"] < 30
 
 
 def test_where_the_lab_is_refused_each_cell_prints_one_line_and_the_recording(ordinary_user):
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        if IN_CI:
-            pytest.fail("bwrap is not installed (make system-packages installs bubblewrap)")
-        pytest.skip("bwrap is not installed")
-    from autograder import seccomp
-
-    base = [bwrap, "--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    filter_file = ordinary_user["root"] / "no-userns.bpf"
-    filter_file.write_bytes(seccomp.compiled())
-    filter_file.chmod(0o644)
-    sandboxes = {
-        "bwrap --disable-userns": (base[:2] + ["--disable-userns"] + base[2:] + ["--"], "no more user namespaces"),
-        # the grading sandbox's own filter (autograder/seccomp.py): CLONE_NEWUSER fails with EPERM
-        "seccomp filter": (["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file)] + base + ["--seccomp", "3", "--"],
-                           "user namespaces are refused here"),
-    }
-    for name, (wrap, reason) in sandboxes.items():
+    for name, (wrap, reason) in refusing_sandboxes(ordinary_user).items():
         printed, result, stderr = run_cells(ordinary_user, wrap=wrap)
         assert "Traceback" not in stderr and "Traceback" not in "\n".join(sum(printed.values(), [])), (name, stderr[-2000:])
-        for gid, run in zip(LAB_CELLS, result["runs"]):
+        for gid, run in zip(LAB_CELLS, result["extra"]):
             why = printed[gid][0]
             assert why.startswith("no lab network here:") and reason in why, (name, why)
             assert not run["live"] and run["why"] == why
             assert printed[gid][1:] == linklab.load_recording(gid[4:]).lines(), (name, gid)  # the recording, whole
-        assert result["elapsed"] < 5, f"{name}: the refused cells took {result['elapsed']:.1f} s"
+        assert result["seconds"] < 5, f"{name}: the refused cells took {result['seconds']:.1f} s"
 
 
 @pytest.mark.notebooks

@@ -2,16 +2,16 @@
 
 Without namespaces: the recording says what the lesson says, a learner's table is compared by
 behaviour (the reference passes, wrong tables are named), and a refused lab prints one line and
-returns the recording. With the lab (as an unused uid with /usr/bin/python3, test_netlab's
-`as_user`; skipped where no lab can be built, a failure under CI): a live run gives the same
-evidence as the recording (also two at once), the notebook's own lab cells run live, and in sandboxes that refuse user namespaces the notebook's own lab
-cells print one line and the recording, with no traceback. The notebook tests at the end run the
-solution and the blank release in a real kernel and read what the lab cells showed.
+returns the recording. With the lab (as an unused uid with /usr/bin/python3, conftest's `as_user`;
+skipped where no lab can be built, a failure under CI): a live run gives the same evidence as the
+recording (also two at once), the notebook's own lab cells run live, and in sandboxes that refuse
+user namespaces the notebook's own lab cells print one line and the recording, with no traceback.
+The notebook tests at the end run the solution and the blank release in a real kernel and read what
+the lab cells showed.
 """
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 
 import nbformat
@@ -20,7 +20,8 @@ import pytest
 from conftest import REPO
 from course import nat, natlab
 from course.errors import SetupError
-from test_netlab import IN_CI, as_user  # noqa: F401 - the fixture: labs run as an ordinary user
+from course.netlab import lesson
+from lab_support import IN_CI, errors_of, executed_cells, refusing_sandboxes, text_of
 
 LAB_CELLS = {"a9c1e502": "flows", "a9c1e505": "probes", "a9c1e508": "compare"}  # the notebook's lab cells, by cell id
 NOTEBOOK = "01-addresses-ports-nat/01-addresses-ports-nat.ipynb"
@@ -57,7 +58,7 @@ def test_the_recording_shows_what_the_lesson_says():
     assert flows["capture"] == probes["capture"] == "recording" and "on Linux" in flows["recorded"]
     assert natlab.flows_evidence(flows) == FLOWS_EVIDENCE
     assert natlab.probes_evidence(probes) == PROBES_EVIDENCE
-    assert natlab.RECORDING["how"].endswith("as an ordinary user")
+    assert lesson.recording(natlab.RECORDING)["how"].endswith("as an ordinary user")
     laptop, phone = flows["flows"][0], flows["flows"][1]
     assert laptop["server_saw"] == "203.0.113.1:6789" and 1024 <= int(phone["server_saw"].rsplit(":", 1)[1]) <= 65535
 
@@ -66,13 +67,6 @@ def test_loading_the_recording_gives_a_copy():
     first = natlab.load_recording("flows")
     first["flows"].clear()
     assert len(natlab.load_recording("flows")["flows"]) == 4
-
-
-def test_the_firewall_rules_count_what_comes_in_new_from_the_wan_and_drop_it_only_on_a_firewall():
-    plain, firewall = natlab.firewall_rules(False), natlab.firewall_rules(True)
-    for rules in (plain, firewall):
-        assert rules.count('iifname "wan0" ct state new counter') == 2 and "hook input" in rules and "hook forward" in rules
-    assert "drop" not in plain and firewall.count("counter drop;") == 2
 
 
 def refused(monkeypatch, sentence="no lab network here: a test refuses it"):
@@ -185,7 +179,7 @@ LIVE = """
 """
 
 
-def test_live_as_an_ordinary_user_the_same_evidence_as_the_recording(as_user):  # noqa: F811
+def test_live_as_an_ordinary_user_the_same_evidence_as_the_recording(as_user):
     _, results = as_user.run(LIVE)
     r = results[0]
     assert r["flows"]["capture"] == r["probes"]["capture"] == "live"
@@ -195,7 +189,7 @@ def test_live_as_an_ordinary_user_the_same_evidence_as_the_recording(as_user):  
     assert natlab.compare(nat.NatTable, r["flows"], r["probes"]) == []
 
 
-def test_two_live_runs_at_once_give_the_same_evidence(as_user):  # noqa: F811
+def test_two_live_runs_at_once_give_the_same_evidence(as_user):
     procs = [as_user.popen(LIVE) for _ in range(2)]
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -204,22 +198,9 @@ def test_two_live_runs_at_once_give_the_same_evidence(as_user):  # noqa: F811
         assert results[0]["probes_evidence"] == PROBES_EVIDENCE
 
 
-CELLS = """
-    import contextlib, io, time, traceback
+SETUP = """
     from course import natlab
     from course.nat import NatTable
-    namespace = {{"natlab": natlab, "NatTable": NatTable}}
-    shown = {{}}
-    for cid, source in {cells!r}.items():
-        out = io.StringIO()
-        started = time.monotonic()
-        try:
-            with contextlib.redirect_stdout(out):
-                exec(source, namespace)
-        except BaseException:
-            out.write("TRACEBACK " + traceback.format_exc())
-        shown[cid] = {{"out": out.getvalue(), "seconds": time.monotonic() - started}}
-    report({{"shown": shown, "differences": namespace["differences"]}})
 """
 
 
@@ -228,49 +209,30 @@ def release_cells() -> dict:
     return {c.id: c.source for c in nb.cells if c.id in LAB_CELLS}
 
 
-def test_the_notebook_cells_run_live_as_an_ordinary_user(as_user):  # noqa: F811
-    _, results = as_user.run(CELLS.format(cells=release_cells()))
-    shown = results[0]["shown"]
-    assert results[0]["differences"] == []
+def test_the_notebook_cells_run_live_as_an_ordinary_user(as_user):
+    _, r, _ = as_user.run_cells(release_cells(), SETUP, extra="differences")
+    assert r["extra"] == []
     for cid, kind in LAB_CELLS.items():
-        out = shown[cid]["out"]
-        assert "Traceback" not in out and "TRACEBACK" not in out and "no lab network" not in out, out
+        shown = r["cells"][cid]
+        assert shown["error"] is None and "Traceback" not in shown["out"] and "no lab network" not in shown["out"], shown
         if kind != "compare":
-            assert out.splitlines()[0].endswith("s)") and ", live in the lab (4 network namespaces" in out.splitlines()[0]
+            assert shown["lines"][0].endswith("s)") and ", live in the lab (4 network namespaces" in shown["lines"][0]
 
 
-def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and_the_recording(as_user):  # noqa: F811
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        if IN_CI:
-            pytest.fail("bwrap is not installed (make system-packages installs bubblewrap)")
-        pytest.skip("bwrap is not installed")
-    from autograder import seccomp
-
-    cells = release_cells()
-    filter_file = as_user.code / "no-userns-natlab.bpf"
-    filter_file.write_bytes(seccomp.compiled())
-    filter_file.chmod(0o644)
-    base = ["--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    sandboxes = {
-        "bwrap --disable-userns": [bwrap, "--unshare-user", "--disable-userns", *base[1:], "--"],
-        "the grading sandbox's seccomp filter": ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file), bwrap, *base,
-                                                 "--seccomp", "3", "--"],
-    }
-    for name, wrap in sandboxes.items():
-        _, results = as_user.run(CELLS.format(cells=cells), wrap=wrap)
-        shown = results[0]["shown"]
-        assert results[0]["differences"] == [], name
+def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and_the_recording(as_user):
+    for name, (wrap, _) in refusing_sandboxes(as_user).items():
+        _, r, _ = as_user.run_cells(release_cells(), SETUP, extra="differences", wrap=wrap)
+        assert r["extra"] == [], name
         for cid, kind in LAB_CELLS.items():
-            out = shown[cid]["out"]
-            assert "TRACEBACK" not in out and "Traceback" not in out, (name, out)
-            assert shown[cid]["seconds"] < 10, f"{name}: the {kind} cell took {shown[cid]['seconds']:.1f} s to give up"
-            first, *rest = out.splitlines()
+            shown = r["cells"][cid]
+            assert shown["error"] is None and "Traceback" not in shown["out"], (name, shown)
+            assert shown["seconds"] < 10, f"{name}: the {kind} cell took {shown['seconds']:.1f} s to give up"
+            first, *rest = shown["lines"]
             if kind == "compare":
-                assert "no lab network" not in out  # it uses what the two cells before it returned
+                assert "no lab network" not in shown["out"]  # it uses what the two cells before it returned
                 continue
             assert first.startswith("recording shown, no lab network here: ") and first.endswith("(notebooks show a recording instead)")
-            assert not any("no lab network" in line for line in rest), (name, out)
+            assert not any("no lab network" in line for line in rest), (name, shown["out"])
             assert rest[0].endswith(natlab.load_recording(kind)["recorded"])
 
 
@@ -278,18 +240,7 @@ def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and
 # The notebook's lab cells in a real kernel: the solution, and the blank release
 # ----------------------------------------------------------------------------------------------
 def executed_lab_cells(root: str) -> dict:
-    from autograder.execute import execute
-
-    nb, _ = execute(REPO / root / NOTEBOOK, timeout=120)
-    return {c.id: c.outputs for c in nb.cells if c.id in LAB_CELLS}
-
-
-def text_of(outputs) -> str:
-    return "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-
-
-def errors_of(outputs) -> list:
-    return [o for o in outputs if o.output_type == "error"]
+    return executed_cells(REPO / root / NOTEBOOK, LAB_CELLS)
 
 
 @pytest.mark.notebooks

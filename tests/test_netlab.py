@@ -1,40 +1,42 @@
-"""course.netlab: the lab network without root (issue #11, phase 1).
+"""course.netlab: the lab network without root (issue #11, phase 1), and what its lessons share.
 
 The first tests need no namespaces (the nftables text, the refusal sentences, pcap files, the
-readers of a capture). The others build real labs as an ordinary user: as root (CI) they switch to
-an unused uid with setpriv, with HOME in a temporary folder, /usr/bin/python3 (which that uid can
-read; the venv's interpreter it cannot) and a readable copy of `course/`, and assert that uid and
-that interpreter. Where no lab can be built they are skipped, except under CI (the environment
-variable CI set), where that is a failure.
+readers of a capture, course.netlab.lesson's fallback and recordings). The others build real labs
+as an ordinary user (tests/lab_support.py: as root, an unused uid with setpriv, /usr/bin/python3
+and a readable copy of `course/`, that uid and that interpreter asserted). Where no lab can be built
+they are skipped, except under CI (the environment variable CI set), where that is a failure.
 """
 from __future__ import annotations
 
 import json
 import os
-import pwd
-import random
 import select
 import shutil
 import signal
-import socket
 import struct
 import subprocess
-import sys
-import tempfile
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from course.deadline import wait_for
-from course.errors import SetupError
+from course.errors import PeerError, SetupError
 from course.netlab import lab as lab_module
-from course.netlab.pcap import Frame, datagram_fragments, parse_packet, read_pcap, retransmissions, tcp_segments, write_pcap
-from course.netlab.rules import Loss, loss_rules, nat_rules, parse_rate, tbf_command
-
-IN_CI = bool(os.environ.get("CI"))
-SYSTEM_PYTHON = "/usr/bin/python3"
+from course.netlab import lesson
+from course.netlab.pcap import (
+    Frame,
+    datagram_fragments,
+    datagrams,
+    icmp_messages,
+    parse_packet,
+    read_pcap,
+    retransmissions,
+    tcp_connections,
+    tcp_segments,
+    write_pcap,
+)
+from course.netlab.rules import Loss, filter_rules, loss_rules, nat_rules, parse_rate, tbf_command
+from lab_support import IN_CI, SYSTEM_PYTHON, ipv4, refusing_sandboxes, tcp, udp_packet
 
 
 # ----------------------------------------------------------------------------------------------
@@ -60,10 +62,29 @@ def test_a_chosen_packet_is_the_nth_that_reaches_the_rule_and_tcp_data_is_payloa
     assert 'oifname "wan0" masquerade' in nat_rules("wan0")
 
 
-@pytest.mark.parametrize("bad", [dict(), dict(nth=0), dict(nth=2, probability=0.5), dict(probability=1.5), dict(nth=1, of="icmp")])
+def test_a_loss_from_the_nth_packet_on_loses_that_one_and_every_one_after_it():
+    loss = Loss.packets_from(3, of="tcp-data")
+    assert loss.verdict() == "numgen inc mod 4294967295 >= 2 counter drop"
+    assert str(loss) == "the 3rd TCP segment with data and every one after it"
+    assert loss.matches() == Loss.packet(3, of="tcp-data").matches()  # the same packets count as for Loss.packet
+    assert "numgen inc mod 4294967295 >= 0 counter drop" in loss_rules("lan0", Loss.packets_from(1, of="tcp"))
+
+
+@pytest.mark.parametrize("bad", [dict(), dict(nth=0), dict(nth=2, probability=0.5), dict(probability=1.5), dict(nth=1, of="icmp"),
+                                 dict(probability=0.5, onward=True)])
 def test_a_loss_is_one_chosen_packet_or_a_probability(bad):
     with pytest.raises(ValueError):
         Loss(**bad)
+
+
+def test_a_filter_rule_counts_what_it_matches_and_drops_it_only_when_asked():
+    first = filter_rules("input", 'iifname "wan0" ct state new', first=True)
+    assert first.startswith("table inet lab {\n  chain input { type filter hook input priority 0; policy accept; }\n}\n")
+    assert first.endswith('add rule inet lab input iifname "wan0" ct state new counter\n')
+    again = filter_rules("forward", "udp dport 9", drop=True)
+    assert again == "add rule inet lab forward udp dport 9 counter drop\n"
+    with pytest.raises(ValueError):
+        filter_rules("prerouting", "udp dport 9")
 
 
 def test_rates_and_the_token_bucket():
@@ -116,21 +137,6 @@ def test_a_lab_host_takes_lab_addresses_only(address):
     assert lab_module._check_address("192.0.2.7/24") == "192.0.2.7/24"
 
 
-# Frames built by hand: Ethernet, IPv4, then TCP or UDP (checksums are not read)
-def ipv4(src, dst, proto, payload, ident=1, mf=False, offset=0):
-    flags = (0x2000 if mf else 0) | (offset // 8)
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, flags, 64, proto, 0,
-                         socket.inet_aton(src), socket.inet_aton(dst))
-    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + header + payload
-
-
-def tcp(src, dst, flags, seq, ack=0, data=b"", mss=None):
-    options = struct.pack("!BBH", 2, 4, mss) if mss else b""
-    bits = sum(1 << i for i, name in enumerate(("FIN", "SYN", "RST", "PSH", "ACK")) if name in flags.split(","))
-    segment = struct.pack("!HHIIHHHH", src[1], dst[1], seq, ack, ((20 + len(options)) // 4) << 12 | bits, 64000, 0, 0)
-    return ipv4(src[0], dst[0], 6, segment + options + data)
-
-
 def test_reading_a_capture_handshake_retransmission_fragments_and_pcap(tmp_path):
     c, s = ("192.168.1.2", 40000), ("198.51.100.10", 80)
     talk = [
@@ -157,123 +163,96 @@ def test_reading_a_capture_handshake_retransmission_fragments_and_pcap(tmp_path)
     path = write_pcap(tmp_path / "x.pcap", frames)
     back = read_pcap(path)
     assert [(f.t_ns, f.data) for f in back] == [(f.t_ns, f.data) for f in frames]
+    (conn,) = tcp_connections(frames, server=s)
+    assert [seg["flags"] for _, seg in conn[:3]] == ["SYN", "SYN,ACK", "ACK"] and len(conn) == len(talk)
+    assert tcp_connections(frames, server=("198.51.100.10", 81)) == []
+
+
+def test_datagrams_gather_their_fragments_and_a_whole_one_stands_alone():
+    body = struct.pack("!HHHH", 40000, 50000, 8 + 2000, 0) + b"attempt 7." + bytes(1990)
+    whole = struct.pack("!HHHH", 40000, 50000, 8 + 5, 0) + b"small"
+    frames = [udp_packet(9, 1480, body[1480:], False),  # the last piece first: sorted by offset
+              udp_packet(9, 0, body[:1480], True, ttl=63),
+              udp_packet(0, 0, whole, False, df=True),
+              udp_packet(0, 0, whole, False, df=True),  # another whole one with the same identification (0: DF)
+              udp_packet(11, 1480, body[1480:], False),  # a datagram whose first fragment is missing
+              udp_packet(12, 0, whole, False, src="192.0.2.3")]  # from elsewhere
+    found = datagrams([Frame(i, True, f) for i, f in enumerate(frames)], src="192.0.2.2", dst="198.51.100.10")
+    assert [(d.ident, len(d.packets), d.udp_size, d.ports) for d in found] == [
+        (9, 2, 2000, (40000, 50000)), (0, 1, 5, (40000, 50000)), (0, 1, 5, (40000, 50000)), (11, 1, None, None)]
+    first, last = found[0].packets
+    assert (first.offset, first.more_fragments, first.dont_fragment, first.ttl) == (0, True, False, 63)
+    assert (last.offset, last.more_fragments, last.ttl) == (1480, False, 64)
+    assert found[0].udp_data.startswith(b"attempt 7.") and found[1].udp_data == b"small" and found[1].packets[0].dont_fragment
+    assert len(datagrams([Frame(0, True, f) for f in frames])) == 5  # from anywhere: the one from 192.0.2.3 too
+
+
+def test_icmp_messages_say_which_packet_they_are_about():
+    about = udp_packet(4242, 0, struct.pack("!HHHH", 40000, 50000, 8 + 1480, 0) + bytes(1472), True)[14:]
+    exceeded = bytes([11, 1, 0, 0, 0, 0, 0, 0]) + about[:28]  # time exceeded, fragment reassembly: quotes the header
+    echo = bytes([8, 0, 0, 0, 0, 1, 0, 1]) + b"ping"
+    frames = [Frame(1, False, ipv4("198.51.100.10", "192.0.2.2", 1, exceeded)), Frame(2, True, ipv4("192.0.2.2", "192.0.2.1", 1, echo))]
+    (message,) = icmp_messages(frames, to="192.0.2.2")
+    assert (message.type, message.code, message.src, message.outgoing) == (11, 1, "198.51.100.10", False)
+    assert message.quoted == ("192.0.2.2", "198.51.100.10", 17, 4242)
+    assert [m.quoted for m in icmp_messages(frames)] == [message.quoted, None]  # an echo request quotes nothing
+
+
+# ----------------------------------------------------------------------------------------------
+# course.netlab.lesson: live, or else the recording
+# ----------------------------------------------------------------------------------------------
+def test_the_fallback_gives_the_recording_with_the_refusals_sentence_and_remembers_it_when_asked(capsys):
+    calls = []
+
+    def refused():
+        calls.append(1)
+        raise SetupError("no lab network here: a test refuses it")
+
+    once = lesson.Fallback(say="recording shown, {why}")
+    assert [once.run(refused, lambda why: ("recorded", why)) for _ in range(2)] == [("recorded", "no lab network here: a test refuses it")] * 2
+    assert len(calls) == 2 and capsys.readouterr().out == "recording shown, no lab network here: a test refuses it\n" * 2
+    remembering = lesson.Fallback(remember_refusal=True)
+    assert remembering.run(refused, str) == remembering.run(lambda: "live", str) == "no lab network here: a test refuses it"
+    assert len(calls) == 3 and capsys.readouterr().out == ""  # nothing printed: the result says why
+    remembering.forget()
+    assert remembering.run(lambda: "live", str) == "live"
+
+
+def test_a_live_run_that_fails_falls_back_only_when_asked():
+    def broken():
+        raise PeerError("the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed")
+
+    with pytest.raises(PeerError):
+        lesson.Fallback().run(broken, str)
+    tolerant = lesson.Fallback(remember_refusal=True, failed_runs=True)
+    assert tolerant.run(broken, str) == ("the live run failed, so this is the recording: the lab's agent (pid 1) did not "
+                                         "answer 'exec' within 10.0 s; the lab is closed")
+    assert tolerant.refused is None  # a failed run is not a refusal: the next run tries a lab again
+
+
+def test_a_recording_is_written_and_read_back_as_each_live_run_returned_it(tmp_path):
+    path = lesson.write_recording(tmp_path / "lab-x.json", "a test, live", {"one": {"capture": "live", "n": [1, 2]}})
+    data = lesson.recording(path)
+    assert data["how"] == "a test, live" and data["kernel"] == os.uname().release and data["recorded"].endswith(" UTC")
+    result = lesson.recorded_result(path, "one")
+    assert result == {"capture": "recording", "n": [1, 2], "recorded": f"{data['recorded']} on Linux {data['kernel']}"}
+    result["n"].clear()
+    assert lesson.recorded_result(path, "one")["n"] == [1, 2]  # each read is a new copy
+    assert lesson.source(result, ("a", "b")) == f"the recording, made live on {result['recorded']}"
+    live = {"capture": "live", "seconds": 0.25}
+    assert lesson.source(live, ("a", "b"), "links of MTU 1500") == "live in the lab (2 network namespaces: a, b; links of MTU 1500; 0.25 s)"
+
+
+def test_every_lesson_recording_is_in_one_shape():
+    for name in ("lab-nat.json", "lab-udp.json", "lab-retransmission.json", "lab-long-short.json"):
+        data = lesson.recording(lesson.DATA / name)
+        assert set(data) == {"recorded", "kernel", "how", "demos"} and data["demos"], name
+        assert "live" in data["how"], name
 
 
 # ----------------------------------------------------------------------------------------------
 # Real labs, as an ordinary user
 # ----------------------------------------------------------------------------------------------
-PRELUDE = textwrap.dedent('''
-    import json, os, sys
-    with open("/proc/self/uid_map") as f:
-        _map = f.read().split()
-    print("IDENTITY " + json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
-          "executable": sys.executable, "home": os.environ.get("HOME"), "uid_map": _map}), flush=True)
-    def report(value):
-        print("RESULT " + json.dumps(value), flush=True)
-    def main_of(*argv):
-        import contextlib, io
-        from course.netlab.__main__ import main
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            status = main(list(argv))
-        return status, out.getvalue()
-''')
-
-
-def unused_uid() -> int:
-    taken = {p.pw_uid for p in pwd.getpwall()}
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            taken |= {int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("Uid:")}
-        except (OSError, IndexError, ValueError):
-            pass
-    rng = random.SystemRandom()
-    while True:
-        uid = rng.randrange(300_000, 900_000)
-        if uid not in taken:
-            return uid
-
-
-class AsUser:
-    """Runs Python snippets as the lab's ordinary user, with PRELUDE, and reads what they report."""
-
-    def __init__(self, root: Path):
-        self.root_mode = os.geteuid() == 0
-        self.uid = unused_uid() if self.root_mode else os.getuid()
-        self.python = SYSTEM_PYTHON if self.root_mode else (SYSTEM_PYTHON if os.path.exists(SYSTEM_PYTHON) else sys.executable)
-        self.code = root / "code"
-        self.home = root / "home"
-        self.code.mkdir()
-        self.home.mkdir()
-        shutil.copytree(REPO / "course", self.code / "course", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for path in [root, self.code, *self.code.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if self.root_mode:
-            os.chown(self.home, self.uid, self.uid)
-
-    def argv(self, code: str, wrap: list[str] | None = None) -> list[str]:
-        user = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"] if self.root_mode else []
-        env = ["env", "-i", f"HOME={self.home}", f"PYTHONPATH={self.code}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
-        return user + env + (wrap or []) + [self.python, "-c", PRELUDE + textwrap.dedent(code)]
-
-    def popen(self, code: str, wrap: list[str] | None = None, text: bool = True, **kw) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(code, wrap), cwd=self.home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=text, **kw)
-
-    def run(self, code: str, wrap: list[str] | None = None, timeout: float = 90) -> tuple[dict, list]:
-        proc = self.popen(code, wrap)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            pytest.fail(f"a lab snippet did not finish within {timeout} s; stdout {out[-2000:]!r} stderr {err[-2000:]!r}")
-        return self.parse(out, err, proc.returncode)
-
-    def parse(self, out: str, err: str, status: int) -> tuple[dict, list]:
-        identity = next((json.loads(line[9:]) for line in out.splitlines() if line.startswith("IDENTITY ")), None)
-        results = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
-        assert status == 0 and identity is not None, f"the lab snippet failed (exit status {status}): {err[-3000:]}"
-        self.check_identity(identity)
-        return identity, results
-
-    def check_identity(self, identity: dict) -> None:
-        assert identity["executable"] == self.python
-        assert identity["home"] == str(self.home)
-        if identity["uid_map"] == ["0", "0", "4294967295"]:  # the machine's own user namespace
-            assert identity["uid"] == self.uid and identity["gid"] == self.uid
-            if self.root_mode:
-                assert identity["groups"] == []
-        elif identity["uid_map"][0] == "0":  # root of a user namespace made with `unshare -r`: our uid outside
-            assert identity["uid_map"][1] == str(self.uid)
-        else:  # inside bwrap's user namespaces, the same uid
-            assert identity["uid"] == self.uid
-
-
-@pytest.fixture(scope="module")
-def as_user():
-    if os.geteuid() == 0 and not (shutil.which("setpriv") and os.path.exists(SYSTEM_PYTHON)):
-        if IN_CI:
-            pytest.fail("the lab tests need setpriv (util-linux) and /usr/bin/python3 to run as an ordinary user")
-        pytest.skip("setpriv or /usr/bin/python3 missing")
-    root = Path(tempfile.mkdtemp(prefix="netlab-test-"))
-    root.chmod(0o755)
-    try:
-        runner = AsUser(root)
-        _, results = runner.run("""
-            status, out = main_of("check")
-            report({"status": status, "out": out.strip()})
-        """)
-        if results[0]["status"] != 0:
-            reason = f"no lab network for an ordinary user here: {results[0]['out']}"
-            if IN_CI:
-                pytest.fail(reason)
-            pytest.skip(reason)
-        yield runner
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def holders(inodes: set[int], uid: int) -> list[str]:
     """Processes of `uid` that are in, or hold a descriptor of, any of these network namespaces.
     Only that uid's: the kernel reuses a freed namespace's inode number, and another test running
@@ -691,35 +670,18 @@ REFUSED = """
 
 
 def test_where_user_namespaces_are_refused_every_lab_call_says_why_and_the_demo_shows_the_recording(as_user):
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        if IN_CI:
-            pytest.fail("bwrap is not installed (make system-packages installs bubblewrap)")
-        pytest.skip("bwrap is not installed")
-    from autograder import seccomp
-
-    sandboxes = {
-        "bwrap --disable-userns": [bwrap, "--unshare-user", "--disable-userns", "--unshare-net", "--die-with-parent",
-                                   "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--"],
-    }
-    filter_file = as_user.code / "no-userns.bpf"
-    filter_file.write_bytes(seccomp.compiled())
-    filter_file.chmod(0o644)
-    # the grading sandbox's own filter (autograder/seccomp.py): CLONE_NEWUSER fails with EPERM
-    sandboxes["seccomp filter"] = ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file), bwrap, "--unshare-user", "--unshare-net",
-                                   "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                                   "--seccomp", "3", "--"]
+    sandboxes = refusing_sandboxes(as_user)
     # a container's read-only /proc/sys: the namespace is made, its sysctls cannot be written
-    sandboxes["read-only /proc/sys"] = [bwrap, "--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
-                                        "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--"]
-    expected = {"bwrap --disable-userns": "no more user namespaces", "seccomp filter": "user namespaces are refused here",
-                "read-only /proc/sys": "/proc/sys is read-only here"}
-    for name, wrap in sandboxes.items():
+    bwrap = sandboxes["bwrap --disable-userns"][0][0]
+    sandboxes["read-only /proc/sys"] = ([bwrap, "--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
+                                         "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--"],
+                                        "/proc/sys is read-only here")
+    for name, (wrap, reason) in sandboxes.items():
         _, results = as_user.run(REFUSED, wrap=wrap)
         r = results[0]
         assert r["message"] and r["message"].startswith("no lab network here:") and "\n" not in r["message"], (name, r)
         assert r["elapsed"] < 5, f"{name}: refusing took {r['elapsed']:.1f} s"
-        assert expected[name] in r["message"], (name, r["message"])
+        assert reason in r["message"], (name, r["message"])
         d = r["demo"]
         assert r["status"] == 0 and d["capture"] == "recording" and d["why"] == r["message"]
         assert (d["mss"], d["retransmissions"], d["fragments"], d["handshake"]) == (1460, 1, 3, ["SYN", "SYN+ACK", "ACK"])
@@ -794,6 +756,69 @@ def test_links_have_a_rate_and_a_loss_and_a_router_drops(as_user):
     assert r["limited"] >= 0.8 * 400_000 * 8 / 8_000_000, f"400 kB at 8 Mbit/s took only {r['limited']:.3f} s"
     assert r["arrived"] is None and r["kept"] == "kept" and r["blocked"] is None
     assert r["interfaces"] == [{"eth0": ["192.0.2.1/24"]}, {"eth0": ["192.0.2.2/24"], "eth1": ["198.51.100.1/24"]}]
+
+
+LAN = """
+    import socket
+    from course.deadline import wait_for
+    from course.errors import SetupError
+    from course.netlab import Lab
+    with Lab() as net:
+        a, b, gw, far = (net.add_host(n) for n in ("a", "b", "gw", "far"))
+        net.link(gw, a, None, "192.168.7.2/24", names=("lan0", "eth0"))
+        net.link(gw, b, None, "192.168.7.3/24", names=("lan1", "eth0"))
+        net.link(gw, far, "192.0.2.1/24", "192.0.2.9/24", names=("wan0", "eth0"))
+        gw.bridge("br0", ["lan0", "lan1"], "192.168.7.1/24")
+        far.add_address("192.0.2.10/24", "eth0")
+        a.route("default", via="192.168.7.1")
+        far.route("192.168.7.0/24", via="192.0.2.1")
+        gw.forwarding(True)
+        gw.filter("udp dport 9", "input")  # counted only
+        gw.drop("udp dport 7", "input")
+        gw.filter('iifname "wan0" udp dport 9', "forward")
+        errors = []
+        for bad in (lambda: gw.bridge("br1", ["lan7"]), lambda: far.add_address("10.0.0.1/24", "eth0"),
+                    lambda: far.add_address("192.0.2.11/24", "eth9")):
+            try:
+                bad()
+            except SetupError as exc:
+                errors.append(str(exc))
+        sockets = {}
+        for name, host, address in (("a", a, "192.168.7.2"), ("b", b, "192.168.7.3"), ("far", far, "192.0.2.10")):
+            sockets[name] = host.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sockets[name].bind((address, 0))
+            sockets[name].settimeout(5)
+        before = {"counters": gw.counters("input", "forward"), "snmp": gw.snmp()}
+        sockets["a"].sendto(b"over the bridge", sockets["b"].getsockname())  # one LAN: the bridge switches it
+        across = sockets["b"].recvfrom(100)
+        sockets["far"].sendto(b"from the second address", sockets["a"].getsockname())  # routed by gw
+        routed = sockets["a"].recvfrom(100)
+        sockets["a"].sendto(b"to nobody", ("192.168.7.1", 9))  # to gw itself: counted, no socket there
+        sockets["a"].sendto(b"dropped", ("192.168.7.1", 7))
+        sockets["far"].sendto(b"through", ("192.168.7.3", 9))
+        wait_for(lambda: gw.counters("input", "forward") == {"input": 2, "forward": 1}, 10,
+                 lambda: f"gw counted {gw.counters('input', 'forward')}")
+        wait_for(lambda: gw.snmp()["Udp"]["NoPorts"] == before["snmp"]["Udp"]["NoPorts"] + 1, 10,
+                 lambda: f"gw's Udp NoPorts is {gw.snmp()['Udp']}")
+        report({"across": [across[0].decode(), list(across[1])], "routed": [routed[0].decode(), list(routed[1])],
+                "before": before["counters"], "after": gw.counters("input", "forward", "output"),
+                "ip_forward": gw.read_sysctl("net.ipv4.ip_forward"), "ipfrag_time": a.read_sysctl("net.ipv4.ipfrag_time"),
+                "interfaces": [gw.interfaces, far.interfaces], "errors": errors, "snmp_groups": sorted(before["snmp"])})
+"""
+
+
+def test_a_bridge_makes_one_lan_and_filter_rules_count_what_they_match(as_user):
+    _, results = as_user.run(LAN)
+    r = results[0]
+    assert r["across"] == ["over the bridge", ["192.168.7.2", r["across"][1][1]]]
+    assert r["routed"][0] == "from the second address" and r["routed"][1][0] == "192.0.2.10"
+    assert r["before"] == {"input": 0, "forward": 0} and r["after"] == {"input": 2, "forward": 1, "output": 0}
+    assert r["ip_forward"] == "1" and r["ipfrag_time"] == "30"
+    assert r["interfaces"] == [{"lan0": [], "lan1": [], "wan0": ["192.0.2.1/24"], "br0": ["192.168.7.1/24"]},
+                               {"eth0": ["192.0.2.9/24", "192.0.2.10/24"]}]
+    assert [e.split(":")[0] for e in r["errors"]] == ["lab host 'gw' cannot make bridge 'br1' of ['lan7']",
+                                                      "10.0.0.1/24 is not a lab address", "lab host 'far' has no interface 'eth9' (it has eth0)"]
+    assert {"Ip", "Icmp", "Tcp", "Udp"} <= set(r["snmp_groups"])
 
 
 RUN = """

@@ -1,11 +1,11 @@
 """course.retransmission: the lab demos of assignment 05 (issue #11, phase 2).
 
 Without namespaces: Linux's give-up rule against the times a lab measured (noted beside each case),
-LossFrom's nftables verdict, the recording (it shows what the notebook's prose says), and the
-fallback (a refused lab, or a live run that fails, gives the recording with one line saying why;
-a refusal is not tried again). With labs: every demo's evidence equals the recording's when this
-process runs it (root in CI); the notebook's lab cells themselves, run by an ordinary user (an
-unused uid, as tests/test_netlab.py does), run live with the recorded evidence, and inside the
+the TCP_INFO fields the demos read (on loopback), the recording (it shows what the notebook's prose
+says), and the fallback (a refused lab, or a live run that fails, gives the recording with one line
+saying why; a refusal is not tried again). With labs: every demo's evidence equals the recording's
+when this process runs it (root in CI); the notebook's lab cells themselves, run by an ordinary user
+(an unused uid: tests/lab_support.py), run live with the recorded evidence, and inside the
 sandboxes that refuse user namespaces each prints the refusal's one line, then the recording,
 within seconds. (tests/test_notebooks.py runs them in a kernel, solution and blank release, and
 tests/test_autograder_samples.py in the grading sandbox.)
@@ -14,19 +14,17 @@ Where no lab can be built the lab tests are skipped, except under CI, where that
 from __future__ import annotations
 
 import errno
-import shutil
-import tempfile
-import textwrap
+import socket
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from course import retransmission as rt
 from course.errors import PeerError, SetupError
+from course.netlab import Loss
 from course.netlab.pcap import tcp_segments
-from test_netlab import IN_CI, SYSTEM_PYTHON, AsUser
+from lab_support import refusing_sandboxes
 
 RECORDED = {name: rt.load_recording(name) for name in rt.DEMOS}
 
@@ -85,13 +83,29 @@ def test_linux_timers_say_what_this_machines_sysctls_mean(monkeypatch):
     assert all("(not readable here: Linux's default)" in line for line in rt.linux_timers())
 
 
-def test_loss_from_loses_the_nth_packet_and_every_one_after_it():
-    loss = rt.LossFrom(nth=3, of="tcp-data")
-    assert loss.verdict() == "numgen inc mod 4294967295 >= 2 counter drop"
-    assert str(loss) == "the 3rd TCP segment with data and every one after it"
-    assert len(loss.matches()) == 11  # the same packets count as for Loss.packet
-    with pytest.raises(ValueError):
-        rt.LossFrom(nth=0)
+def test_tcp_info_reads_the_fields_the_demos_follow():
+    """On loopback: before any loss, congestion control is Open and ssthresh infinite; a receiver
+    that does not read closes its window, and the sender's persist timer probes it and backs off."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname(), timeout=5) as client:
+            conn, _ = listener.accept()
+            with conn:
+                client.sendall(b"x")
+                assert conn.recv(1) == b"x"
+                info = rt._wait_info(client, lambda i: i.unacked == 0, "everything acknowledged")
+                assert (info.ca_state, info.snd_ssthresh, info.backoff, info.probes) == ("Open", rt.INFINITE_SSTHRESH, 0, 0)
+                client.setblocking(False)
+                try:
+                    while True:
+                        client.send(bytes(65536))
+                except BlockingIOError:
+                    pass  # the receiver's buffer and the sender's are full
+                zero = rt._wait_info(client, lambda i: i.backoff >= 1, "a zero-window probe backed off")
+                assert zero.ca_state == "Open" and zero.total_retrans == 0  # a probe is not a retransmission
+                assert zero.unacked == 0 and zero.snd_ssthresh == rt.INFINITE_SSTHRESH
 
 
 def test_the_recording_shows_what_the_notebook_says():
@@ -156,17 +170,6 @@ def test_a_live_run_that_fails_shows_the_recording_and_says_why(monkeypatch):
 # ----------------------------------------------------------------------------------------------
 # Real labs: this process, then an ordinary user, then sandboxes that refuse them
 # ----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def lab_here():
-    from course.netlab import available
-
-    why = available()
-    if why is not None:
-        if IN_CI:
-            pytest.fail(why)
-        pytest.skip(why)
-
-
 @pytest.mark.parametrize("name", list(rt.DEMOS))
 def test_a_live_demo_gives_the_recorded_evidence(lab_here, name):
     run = rt.live(name)
@@ -191,8 +194,11 @@ def test_a_syn_is_resent_and_given_up_as_linuxs_rule_says(lab_here):
     with rt.home_network() as net:
         home = net.host("home")
         home.sysctl("net.ipv4.tcp_syn_retries", 1)
-        linear = int(home.cmd("cat", "/proc/sys/net/ipv4/tcp_syn_linear_timeouts", check=False).strip() or 0)
-        net.links[0].set_loss(rt.LossFrom(nth=1, of="tcp"), toward="router")
+        try:
+            linear = int(home.read_sysctl("net.ipv4.tcp_syn_linear_timeouts"))
+        except PeerError:  # before Linux 6.5
+            linear = 0
+        net.links[0].set_loss(Loss.packets_from(1, of="tcp"), toward="router")
         with net.host("server").socket() as listener, home.socket() as client, home.capture("eth0") as cap:
             listener.bind((rt.SERVER, 0))
             listener.listen(1)
@@ -209,106 +215,61 @@ def test_a_syn_is_resent_and_given_up_as_linuxs_rule_says(lab_here):
     assert expect["gives_up_ms"] - 2 <= seconds * 1000 < expect["gives_up_ms"] + 1000, (seconds, expect)
 
 
-def lab_cells() -> list[list[str]]:
-    """[cell id, source] of the solution's lab cells (section 11), as the notebook runs them."""
+def lab_cells() -> dict[str, str]:
+    """{cell id: source} of the solution's lab cells (section 11), as the notebook runs them."""
     import nbformat
 
     from notebook_cases import solution_of
 
     nb = nbformat.read(solution_of("05-connection-life"), as_version=4)
-    cells = [[c.id, c.source] for c in nb.cells if c.cell_type == "code" and c.id.startswith("c05-lab")]
+    cells = {c.id: c.source for c in nb.cells if c.cell_type == "code" and c.id.startswith("c05-lab")}
     assert len(cells) == 6 and "from course import" in nb.cells[1].source and "retransmission" in nb.cells[1].source
     return cells
 
 
 # The lab cells' own source, run by the lab user with a plain interpreter (no Jupyter there): what
 # each printed, and the LabRun each demo returned (its evidence against the recording's).
-CELLS_AS_USER = """
-    import contextlib, io, time
+SETUP = """
     from course import retransmission
     runs = {}
     for name in retransmission.DEMOS:
         setattr(retransmission, name, (lambda f, name: lambda: runs.setdefault(name, f()))(getattr(retransmission, name), name))
-    namespace, printed = {"retransmission": retransmission}, []
-    started = time.monotonic()
-    for cell_id, source in CELLS:
-        out = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(out):
-                exec(source, namespace)
-            error = None
-        except Exception as exc:
-            error = repr(exc)
-        printed.append({"id": cell_id, "lines": out.getvalue().splitlines(), "error": error})
-    report({"cells": printed, "seconds": time.monotonic() - started,
-            "runs": {n: {"live": r.live, "why": r.why, "same": r.evidence == retransmission.load_recording(n).evidence}
-                     for n, r in runs.items()}})
 """
+RUNS = ("{n: {'live': r.live, 'why': r.why, 'same': r.evidence == retransmission.load_recording(n).evidence} "
+        "for n, r in runs.items()}")
 
 
-def run_cells(as_user, wrap=None) -> tuple[dict, dict]:
-    identity, results = as_user.run(f"CELLS = {lab_cells()!r}\n" + textwrap.dedent(CELLS_AS_USER), wrap=wrap)
-    r = results[0]
-    assert [c["error"] for c in r["cells"]] == [None] * 6, r["cells"]
-    assert sorted(r["runs"]) == sorted(rt.DEMOS), "every demo ran once, from its cell"
+def run_cells(user, wrap=None) -> tuple[dict, dict]:
+    identity, r, _ = user.run_cells(lab_cells(), SETUP, extra=RUNS, wrap=wrap)
+    assert {cid: c["error"] for cid, c in r["cells"].items()} == dict.fromkeys(lab_cells()), r["cells"]
+    assert sorted(r["extra"]) == sorted(rt.DEMOS), "every demo ran once, from its cell"
     return identity, r
-
-
-@pytest.fixture(scope="module")
-def as_user():
-    if not (shutil.which("setpriv") and Path(SYSTEM_PYTHON).exists()):
-        if IN_CI:
-            pytest.fail("the lab tests need setpriv (util-linux) and /usr/bin/python3 to run as an ordinary user")
-        pytest.skip("setpriv or /usr/bin/python3 missing")
-    root = Path(tempfile.mkdtemp(prefix="retransmission-test-"))
-    root.chmod(0o755)
-    try:
-        yield AsUser(root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_every_lab_cell_runs_live_as_an_ordinary_user(as_user, lab_here):
     identity, r = run_cells(as_user)
     if as_user.root_mode:
         assert identity["uid"] == as_user.uid != 0
-    not_live = {n: d["why"] for n, d in r["runs"].items() if not d["live"]}
+    not_live = {n: d["why"] for n, d in r["extra"].items() if not d["live"]}
     assert not not_live, f"as uid {identity['uid']}, these demos showed the recording: {not_live}"
-    assert all(d["same"] for d in r["runs"].values()), r["runs"]
-    for cell in r["cells"]:
+    assert all(d["same"] for d in r["extra"].values()), r["extra"]
+    for cell in r["cells"].values():
         first = cell["lines"][0]
         assert first.startswith("live: a lab network built just now") or first.startswith("net.ipv4.tcp_retries1 = "), cell
 
 
-def test_where_user_namespaces_are_refused_every_lab_cell_shows_its_recording_after_one_line(as_user):
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        if IN_CI:
-            pytest.fail("bwrap is not installed (make system-packages installs bubblewrap)")
-        pytest.skip("bwrap is not installed")
-    from autograder import seccomp
-
-    filter_file = as_user.code / "no-userns.bpf"
-    filter_file.write_bytes(seccomp.compiled())
-    filter_file.chmod(0o644)
-    common = ["--unshare-net", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    sandboxes = {
-        "bwrap --disable-userns": [bwrap, "--unshare-user", "--disable-userns", *common, "--"],
-        # the grading sandbox's own filter (autograder/seccomp.py): CLONE_NEWUSER fails with EPERM
-        "seccomp filter": ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file), bwrap, "--unshare-user", *common,
-                           "--seccomp", "3", "--"],
-    }
-    for sandbox, wrap in sandboxes.items():
-        _, r = run_cells(as_user, wrap=wrap)
+def test_where_user_namespaces_are_refused_every_lab_cell_shows_its_recording_after_one_line(ordinary_user):
+    for sandbox, (wrap, reason) in refusing_sandboxes(ordinary_user).items():
+        _, r = run_cells(ordinary_user, wrap=wrap)
         assert r["seconds"] < 5, f"{sandbox}: the lab cells took {r['seconds']:.1f} s to fall back"
-        assert all(not d["live"] and d["same"] for d in r["runs"].values()), (sandbox, r["runs"])
-        whys = {d["why"] for d in r["runs"].values()}
+        assert all(not d["live"] and d["same"] for d in r["extra"].values()), (sandbox, r["extra"])
+        whys = {d["why"] for d in r["extra"].values()}
         assert len(whys) == 1, (sandbox, whys)
         why = whys.pop()
-        assert why.startswith("no lab network here:") and "\n" not in why, (sandbox, why)
-        for cell in r["cells"]:
-            if cell["id"] == "c05-lab-06":  # Linux's rule: no lab needed, the recorded first RTO
+        assert why.startswith("no lab network here:") and reason in why and "\n" not in why, (sandbox, why)
+        for cell_id, cell in r["cells"].items():
+            if cell_id == "c05-lab-06":  # Linux's rule: no lab needed, the recorded first RTO
                 assert any("924.6 s" in line for line in cell["lines"]), cell
                 continue
             assert cell["lines"][0] == why and cell["lines"][1].startswith("RECORDING of this demo"), (sandbox, cell["lines"][:2])
-            assert not any("Traceback" in line for line in cell["lines"]), (sandbox, cell["id"])
+            assert not any("Traceback" in line for line in cell["lines"]), (sandbox, cell_id)

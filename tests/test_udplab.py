@@ -4,7 +4,7 @@ loses one of them.
 Without namespaces: the recording says what the lesson says (every packet computed here from the
 MTU, independently of the module), the capture reader groups fragments by datagram, and a refused
 lab prints one line and returns the recording. With the lab (as an unused uid with /usr/bin/python3,
-test_netlab's `as_user`; skipped where no lab can be built, a failure under CI): a live run gives
+conftest's `as_user`; skipped where no lab can be built, a failure under CI): a live run gives
 the same evidence as the recording, two runs at once too, the notebook's own lab cells run live and
 print what the recording shows, and in sandboxes that refuse user namespaces they print one line and
 the recording, with no traceback. The notebook tests at the end run the solution and the blank
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import struct
 import sys
 
@@ -25,8 +24,9 @@ import pytest
 from conftest import REPO
 from course import udplab
 from course.errors import SetupError
+from course.netlab import lesson
 from course.netlab.pcap import Frame
-from test_netlab import IN_CI, as_user, ipv4  # noqa: F401 - the fixture: labs run as an ordinary user
+from lab_support import IN_CI, errors_of, executed_cells, refusing_sandboxes, text_of, udp_packet
 
 LAB_CELLS = {"u3lab-02": "fragments", "u3lab-05": "lost_fragment"}  # the notebook's lab cells, by cell id
 NOTEBOOK = "03-udp/03-udp.ipynb"
@@ -85,7 +85,7 @@ def test_the_recording_shows_what_the_lesson_says():
     assert frags["capture"] == lost["capture"] == "recording" and "on Linux" in frags["recorded"]
     assert udplab.fragments_evidence(frags) == FRAGMENTS_EVIDENCE
     assert udplab.lost_fragment_evidence(lost) == LOST_FRAGMENT_EVIDENCE
-    assert udplab.RECORDING["how"].endswith("as an ordinary user")
+    assert lesson.recording(udplab.RECORDING)["how"].endswith("as an ordinary user")
     assert udplab.SIZES == SIZES and str(udplab.LOSS) == LOST_FRAGMENT_EVIDENCE["loss"]
 
 
@@ -103,21 +103,14 @@ def test_the_odds_count_the_packets_the_capture_counted():
     assert udplab.arrival_odds(0.0)[-1][2] == 1.0
 
 
-def udp_fragment(ident, offset, data, more, src="192.0.2.2", dst="198.51.100.10", df=False):
-    frame = bytearray(ipv4(src, dst, 17, data, ident=ident, mf=more, offset=offset))
-    if df:
-        frame[14 + 6] |= 0x40
-    return bytes(frame)
-
-
 def test_the_capture_reader_groups_fragments_by_datagram_and_reads_the_tag_from_the_first():
     body = struct.pack("!HHHH", 40000, 50000, 8 + 2000, 0) + b"attempt 7." + bytes(1990)
     whole = struct.pack("!HHHH", 40000, 50000, 8 + 5, 0) + b"small"
-    frames = [udp_fragment(9, 1480, body[1480:], False),  # the last piece first: sorted by offset
-              udp_fragment(9, 0, body[:1480], True),
-              udp_fragment(10, 0, whole, False, df=True),
-              udp_fragment(11, 1480, body[1480:], False),  # a datagram whose first fragment is missing
-              udp_fragment(12, 0, whole, False, src="192.0.2.3")]  # from elsewhere
+    frames = [udp_packet(9, 1480, body[1480:], False),  # the last piece first: sorted by offset
+              udp_packet(9, 0, body[:1480], True),
+              udp_packet(10, 0, whole, False, df=True),
+              udp_packet(11, 1480, body[1480:], False),  # a datagram whose first fragment is missing
+              udp_packet(12, 0, whole, False, src="192.0.2.3")]  # from elsewhere
     found = udplab.fragments_of([Frame(i, True, f) for i, f in enumerate(frames)], "192.0.2.2", "198.51.100.10")
     assert [(d["tag"], d["size"], d["ident"]) for d in found] == [("attempt 7", 2000, 9), ("small", 5, 10), (None, None, 11)]
     assert found[0]["packets"] == [[0, 1480, True, False, 64], [1480, 528, False, False, 64]]
@@ -184,7 +177,7 @@ LIVE = """
 """
 
 
-def test_live_as_an_ordinary_user_the_same_evidence_as_the_recording(as_user):  # noqa: F811
+def test_live_as_an_ordinary_user_the_same_evidence_as_the_recording(as_user):
     _, results = as_user.run(LIVE)
     r = results[0]
     assert r["fragments"]["capture"] == r["lost_fragment"]["capture"] == "live"
@@ -195,7 +188,7 @@ def test_live_as_an_ordinary_user_the_same_evidence_as_the_recording(as_user):  
     assert r["lost_fragment"]["waited_for_the_reassembly_timeout"] < 15  # 1 s of ipfrag_time, not Linux's 30
 
 
-def test_two_live_runs_at_once_give_the_same_evidence(as_user):  # noqa: F811
+def test_two_live_runs_at_once_give_the_same_evidence(as_user):
     procs = [as_user.popen(LIVE) for _ in range(2)]
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -204,22 +197,7 @@ def test_two_live_runs_at_once_give_the_same_evidence(as_user):  # noqa: F811
         assert results[0]["lost_fragment_evidence"] == LOST_FRAGMENT_EVIDENCE
 
 
-CELLS = """
-    import contextlib, io, time, traceback
-    from course import udplab
-    namespace = {{"udplab": udplab}}
-    shown = {{}}
-    for cid, source in {cells!r}.items():
-        out = io.StringIO()
-        started = time.monotonic()
-        try:
-            with contextlib.redirect_stdout(out):
-                exec(source, namespace)
-        except BaseException:
-            out.write("TRACEBACK " + traceback.format_exc())
-        shown[cid] = {{"out": out.getvalue(), "seconds": time.monotonic() - started}}
-    report({{"shown": shown}})
-"""
+SETUP = "from course import udplab"
 
 
 def release_cells() -> dict:
@@ -236,43 +214,25 @@ def shown_from_the_recording(kind: str) -> str:
     return out.getvalue().split("\n", 1)[1]
 
 
-def test_the_notebook_cells_run_live_as_an_ordinary_user_and_show_what_the_recording_shows(as_user):  # noqa: F811
-    _, results = as_user.run(CELLS.format(cells=release_cells()))
-    shown = results[0]["shown"]
+def test_the_notebook_cells_run_live_as_an_ordinary_user_and_show_what_the_recording_shows(as_user):
+    _, r, _ = as_user.run_cells(release_cells(), SETUP)
     for cid, kind in LAB_CELLS.items():
-        first, rest = shown[cid]["out"].split("\n", 1)
+        assert r["cells"][cid]["error"] is None, r["cells"][cid]
+        first, rest = r["cells"][cid]["out"].split("\n", 1)
         assert first.startswith("live in the lab (3 network namespaces: client, router, server; links of MTU 1500; "), first
         assert rest == shown_from_the_recording(kind)
 
 
-def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and_the_recording(as_user):  # noqa: F811
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        if IN_CI:
-            pytest.fail("bwrap is not installed (make system-packages installs bubblewrap)")
-        pytest.skip("bwrap is not installed")
-    from autograder import seccomp
-
-    cells = release_cells()
-    filter_file = as_user.code / "no-userns-udplab.bpf"
-    filter_file.write_bytes(seccomp.compiled())
-    filter_file.chmod(0o644)
-    base = ["--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    sandboxes = {
-        "bwrap --disable-userns": [bwrap, "--unshare-user", "--disable-userns", *base[1:], "--"],
-        "the grading sandbox's seccomp filter": ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file), bwrap, *base,
-                                                 "--seccomp", "3", "--"],
-    }
-    for name, wrap in sandboxes.items():
-        _, results = as_user.run(CELLS.format(cells=cells), wrap=wrap)
-        shown = results[0]["shown"]
+def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and_the_recording(as_user):
+    for name, (wrap, _) in refusing_sandboxes(as_user).items():
+        _, r, _ = as_user.run_cells(release_cells(), SETUP, wrap=wrap)
         for cid, kind in LAB_CELLS.items():
-            out = shown[cid]["out"]
-            assert "TRACEBACK" not in out and "Traceback" not in out, (name, out)
-            assert shown[cid]["seconds"] < 10, f"{name}: the {kind} cell took {shown[cid]['seconds']:.1f} s to give up"
-            first, second, *rest = out.splitlines()
+            shown = r["cells"][cid]
+            assert shown["error"] is None and "Traceback" not in shown["out"], (name, shown)
+            assert shown["seconds"] < 10, f"{name}: the {kind} cell took {shown['seconds']:.1f} s to give up"
+            first, second, *rest = shown["lines"]
             assert first.startswith("recording shown, no lab network here: ") and first.endswith("(notebooks show a recording instead)")
-            assert not any("no lab network" in line for line in [second, *rest]), (name, out)
+            assert not any("no lab network" in line for line in [second, *rest]), (name, shown["out"])
             assert second == f"the recording, made live on {udplab.load_recording(kind)['recorded']}"
 
 
@@ -280,18 +240,7 @@ def test_where_user_namespaces_are_refused_the_notebook_cells_print_one_line_and
 # The notebook's lab cells in a real kernel: the solution, and the blank release
 # ----------------------------------------------------------------------------------------------
 def executed_lab_cells(root: str) -> dict:
-    from autograder.execute import execute
-
-    nb, _ = execute(REPO / root / NOTEBOOK, timeout=120)
-    return {c.id: c.outputs for c in nb.cells if c.id in LAB_CELLS}
-
-
-def text_of(outputs) -> str:
-    return "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-
-
-def errors_of(outputs) -> list:
-    return [o for o in outputs if o.output_type == "error"]
+    return executed_cells(REPO / root / NOTEBOOK, LAB_CELLS)
 
 
 @pytest.mark.notebooks

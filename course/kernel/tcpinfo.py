@@ -7,13 +7,17 @@ from dataclasses import dataclass
 
 from course.kernel.proc import TCP_STATES
 
-__all__ = ["TCP_INFO_FORMAT", "TCP_INFO_SIZE", "TCP_TIMEWAIT_LEN", "TcpInfo", "tcp_info", "own_state"]
+__all__ = ["TCP_INFO_FORMAT", "TCP_INFO_SIZE", "TCP_TIMEWAIT_LEN", "TCP_CA_STATES", "TCP_INFINITE_SSTHRESH", "TcpInfo",
+           "tcp_info", "own_state"]
 
 # struct tcp_info (include/uapi/linux/tcp.h): 8 one-byte fields, then 24 u32 up to tcpi_total_retrans
 # (104 bytes; newer kernels append more, which we ask for and ignore).
 TCP_INFO_FORMAT = "8B24I"
 TCP_INFO_SIZE = struct.calcsize(TCP_INFO_FORMAT)  # 104
 TCP_TIMEWAIT_LEN = 60.0  # seconds: `#define TCP_TIMEWAIT_LEN (60*HZ)` in include/net/tcp.h
+# enum tcp_ca_state (include/uapi/linux/tcp.h): where congestion control is
+TCP_CA_STATES = {0: "Open", 1: "Disorder", 2: "CWR", 3: "Recovery", 4: "Loss"}
+TCP_INFINITE_SSTHRESH = 0x7FFFFFFF  # tcpi_snd_ssthresh before any loss: slow start has no ceiling
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,11 @@ class TcpInfo:
     rtt_us: int  # smoothed round-trip time
     rttvar_us: int  # its variation
     snd_cwnd: int  # congestion window, in segments
+    snd_ssthresh: int  # slow start threshold, in segments (TCP_INFINITE_SSTHRESH before any loss)
+    ca_state: str  # tcpi_ca_state, a name of TCP_CA_STATES: Open, Disorder, CWR, Recovery (fast recovery), Loss (after an RTO)
+    unacked: int  # tcpi_unacked: segments sent and not acknowledged
+    backoff: int  # tcpi_backoff: how many times the retransmission (or persist) timer doubled since the last ACK
+    probes: int  # tcpi_probes: zero-window (or keepalive) probes sent and not answered
 
 
 def tcp_info(sock: socket.socket) -> TcpInfo:
@@ -52,9 +61,12 @@ def tcp_info(sock: socket.socket) -> TcpInfo:
         rtt_us=u32[15],
         rttvar_us=u32[16],
         snd_cwnd=u32[18],
+        snd_ssthresh=u32[17],
+        ca_state=TCP_CA_STATES.get(u8[1], str(u8[1])),
+        unacked=u32[4],
+        backoff=u8[4],
+        probes=u8[3],
     )
-
-
 
 
 def own_state(sock: socket.socket) -> str | None:

@@ -249,7 +249,7 @@ class Host:
         self.cookie = cookie  # SO_NETNS_COOKIE of its namespace
         self.interfaces: dict[str, list[str]] = {}  # name -> addresses with prefix
         self._nat: list[str] = []
-        self._forward_chain = False
+        self._chains: set[str] = set()  # the filter chains made in its table inet lab
 
     def __repr__(self) -> str:
         addrs = ", ".join(f"{i} {' '.join(a)}" for i, a in self.interfaces.items())
@@ -305,6 +305,43 @@ class Host:
                                  f"apt-get install conntrack) nor /proc/net/nf_conntrack is there")
         return [e for e in map(ConntrackEntry.parse, out.splitlines()) if e is not None]
 
+    def snmp(self) -> dict[str, dict[str, int]]:
+        """This host's own /proc/net/snmp, the counters of its IP, ICMP, TCP and UDP (as `nstat -az`
+        shows them): {"Ip": {"FragCreates": 6, ...}, "Udp": {"NoPorts": 0, ...}, ...}."""
+        lines = [line.split() for line in self._proc("/proc/self/net/snmp").splitlines()]
+        table: dict[str, dict[str, int]] = {}
+        for names, values in zip(lines[::2], lines[1::2]):
+            table[names[0].rstrip(":")] = {n: int(v) for n, v in zip(names[1:], values[1:])}
+        return table
+
+    def read_sysctl(self, key: str) -> str:
+        """The value of a net.* sysctl of this host, e.g. host.read_sysctl('net.ipv4.ipfrag_time') -> '30'."""
+        if not key.startswith("net."):
+            raise ValueError(f"a lab host has only its own net.* sysctls, not {key!r}")
+        return self._proc("/proc/sys/" + key.replace(".", "/")).strip()
+
+    def counters(self, *chains: str) -> dict[str, int]:
+        """Packets counted so far by the rules of each of these chains of this host's table inet lab
+        (its filter chains, Host.filter, or a link's loss chain): {chain: packets}, 0 for a chain
+        that has no rule yet."""
+        counted = dict.fromkeys(chains, 0)
+        if not self._chains and not any(name.startswith("loss_") for name in chains):
+            return counted
+        chain = None
+        for line in self.cmd("nft", "list", "table", "inet", "lab").splitlines():
+            words = line.split()  # `chain NAME {`, then its rules: `... counter packets 3 bytes 120 drop`
+            if words[:1] == ["chain"]:
+                chain = words[1]
+            elif chain in counted and "packets" in words:
+                counted[chain] += int(words[words.index("packets") + 1])
+        return counted
+
+    def _proc(self, path: str) -> str:
+        reply, _ = self.lab._call("read", host=self.name, path=path)
+        if reply["text"] is None:
+            raise PeerError(f"lab host {self.name!r} has no {path} (this kernel lacks it)")
+        return reply["text"]
+
     # -- configuration -------------------------------------------------------------------------
     def sysctl(self, key: str, value: int | str) -> None:
         """Set a net.* sysctl of this host, e.g. host.sysctl('net.ipv4.ip_forward', 1)."""
@@ -320,6 +357,35 @@ class Host:
         argv = ["ip", "route", "add", destination] + (["via", via] if via else []) + (["dev", dev] if dev else [])
         self.cmd(*argv)
 
+    def add_address(self, address: str, iface: str) -> None:
+        """Another address on one of this host's interfaces ('192.0.2.66/24'), as `ip address add`."""
+        if iface not in self.interfaces:
+            raise SetupError(f"lab host {self.name!r} has no interface {iface!r} (it has {', '.join(self.interfaces) or 'none'})")
+        address = _check_address(address)
+        self.cmd("ip", "address", "add", address, "dev", iface)
+        self.interfaces[iface].append(address)
+
+    def bridge(self, name: str, ports: list[str], address: str | None = None) -> None:
+        """A switch inside this host: the bridge `name` joins its interfaces `ports` into one LAN
+        (each a link to another host), with `address` ('192.168.1.1/24') for this host on that LAN,
+        as the LAN ports of a home router are."""
+        rules._quoted(name)
+        missing = [p for p in ports if p not in self.interfaces]
+        if name in self.interfaces or missing:
+            raise SetupError(f"lab host {self.name!r} cannot make bridge {name!r} of {ports}: "
+                             + (f"it has no interface {missing[0]!r}" if missing else f"it already has an interface {name!r}"))
+        batch = [f"link add {name} type bridge"] + [f"link set {port} master {name}" for port in ports]
+        if address:
+            address = _check_address(address)
+            batch.append(f"address add {address} dev {name}")
+        batch.append(f"link set {name} up")
+        try:
+            self.cmd("ip", "-batch", "-", input="\n".join(batch) + "\n")
+        except PeerError as exc:
+            raise SetupError(f"no lab network here: lab host {self.name!r}'s bridge {name} cannot be made ({exc}); as root, "
+                             f"`modprobe bridge`; see README.md, 'The lab network' (notebooks show a recording instead)") from None
+        self.interfaces[name] = [address] if address else []
+
     def forwarding(self, on: bool = True) -> None:
         """Route between its interfaces (a router) or not."""
         self.sysctl("net.ipv4.ip_forward", 1 if on else 0)
@@ -332,14 +398,17 @@ class Host:
         self.lab._nft(self.name, rules.nat_rules(out_iface))
         self._nat.append(out_iface)
 
-    def drop(self, match: str) -> None:
-        """A firewall rule in this host's forward chain: packets it routes that match the nftables
-        expression `match` (e.g. 'udp dport 53', 'ip daddr 192.0.2.7') are dropped, silently."""
-        script = ""
-        if not self._forward_chain:
-            script = "table inet lab {\n  chain forward { type filter hook forward priority 0; policy accept; }\n}\n"
-        self.lab._nft(self.name, script + f"add rule inet lab forward {match} counter drop\n")
-        self._forward_chain = True
+    def filter(self, match: str, chain: str = "forward", drop: bool = False) -> None:
+        """A firewall rule: packets that match the nftables expression `match` (e.g. 'udp dport 53',
+        'iifname "wan0" ct state new') in this host's `chain` (input: addressed to this host;
+        forward: routed through it; output: sent by it) are counted (Host.counters) and, with
+        `drop`, dropped silently."""
+        self.lab._nft(self.name, rules.filter_rules(chain, match, drop=drop, first=chain not in self._chains))
+        self._chains.add(chain)
+
+    def drop(self, match: str, chain: str = "forward") -> None:
+        """A firewall rule that drops, silently, what matches `match` in `chain` (see filter)."""
+        self.filter(match, chain, drop=True)
 
 
 class Link:
@@ -393,12 +462,8 @@ class Link:
         host, iface = self._end(toward)
         if iface not in self._loss_set:
             return 0
-        out = host.cmd("nft", "list", "chain", "inet", "lab", rules.loss_chain_name(iface))
-        total = 0
-        for word, value in zip(out.split(), out.split()[1:]):
-            if word == "packets":
-                total += int(value)
-        return total
+        chain = rules.loss_chain_name(iface)
+        return host.counters(chain)[chain]
 
 
 def _check_mtu(mtu: int) -> None:

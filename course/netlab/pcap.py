@@ -36,13 +36,18 @@ __all__ = [
     "LINKTYPE_ETHERNET",
     "Frame",
     "Packet",
+    "Datagram",
+    "IcmpMessage",
     "Capture",
     "parse_packet",
     "write_pcap",
     "read_pcap",
+    "tcp_connections",
     "tcp_segments",
     "retransmissions",
+    "datagrams",
     "datagram_fragments",
+    "icmp_messages",
 ]
 
 ETH_P_ALL = 0x0003
@@ -94,6 +99,69 @@ class Packet:
     def fragment(self) -> bool:
         """True for a piece of a larger datagram (MF set, or an offset)."""
         return self.more_fragments or self.offset > 0
+
+    @property
+    def dont_fragment(self) -> bool:
+        """DF: no router may cut this packet (it drops it and says so in ICMP instead)."""
+        return bool(self.header[6] & 0x40)
+
+    @property
+    def ttl(self) -> int:
+        """Time to live: each router that forwards the packet takes one off."""
+        return self.header[8]
+
+
+@dataclass(frozen=True)
+class Datagram:
+    """One IP datagram as a capture saw it: its packets, one if it went whole, else the fragments
+    that came (those with its source, destination, protocol and identification), sorted by offset."""
+
+    src: str
+    dst: str
+    proto: int
+    ident: int
+    packets: tuple[Packet, ...]
+
+    @property
+    def first(self) -> Packet | None:
+        """The packet at offset 0, the one with the UDP or TCP header (None when it is missing)."""
+        return next((p for p in self.packets if p.offset == 0), None)
+
+    @property
+    def ports(self) -> tuple[int, int] | None:
+        """(source port, destination port) from the first packet, None without it."""
+        first = self.first
+        if first is None or len(first.payload) < 4:
+            return None
+        return struct.unpack("!HH", first.payload[:4])
+
+    @property
+    def udp_size(self) -> int | None:
+        """Bytes of UDP data in the whole datagram, from the first packet's UDP header (None without it)."""
+        first = self.first
+        if self.proto != socket.IPPROTO_UDP or first is None or len(first.payload) < 8:
+            return None
+        return struct.unpack("!H", first.payload[4:6])[0] - 8
+
+    @property
+    def udp_data(self) -> bytes | None:
+        """The UDP data the first packet carries (all of it for a whole datagram), None without it."""
+        first = self.first
+        return first.payload[8:] if self.udp_size is not None and first is not None else None
+
+
+@dataclass(frozen=True)
+class IcmpMessage:
+    """An ICMP message in a capture; `quoted`, for an error, the packet it is about: (source,
+    destination, protocol, identification) of the IP header it quotes."""
+
+    t_ns: int
+    outgoing: bool
+    src: str
+    dst: str
+    type: int  # 3 destination unreachable, 11 time exceeded, 0/8 echo reply/request...
+    code: int  # for type 11: 0 TTL exceeded in transit, 1 fragment reassembly time exceeded
+    quoted: tuple[str, str, int, int] | None
 
 
 def parse_packet(frame: Frame) -> Packet | None:
@@ -297,36 +365,46 @@ def read_pcap(path: str | os.PathLike) -> list[Frame]:
 # ----------------------------------------------------------------------------------------------
 # Reading a capture
 # ----------------------------------------------------------------------------------------------
-def tcp_segments(frames: list[Frame], server: tuple[str, int] | None = None):
-    """The TCP segments of the first connection in the frames (to `server`, if given), as
-    course.capture's Segments: 'client' is the side that sent the SYN, t in seconds from the first."""
-    from course.capture import Segment, parse_ipv4_tcp
+def tcp_connections(frames: list[Frame], server: tuple[str, int] | None = None) -> list[list[tuple[Frame, dict]]]:
+    """The TCP connections in the frames (to `server`, if given), in the order of their SYNs: for
+    each, its frames with the segment each carries (course.capture.parse_ipv4_tcp's dict). A
+    connection is its two endpoints; its first segment is the client's SYN (the end of a
+    connection begun before the capture is left out)."""
+    from course.capture import parse_ipv4_tcp
 
-    rows, client, peer = [], None, None
+    found: dict[tuple, list[tuple[Frame, dict]]] = {}
     for fr in frames:
         p = parse_packet(fr)
-        if p is None or p.proto != 6 or p.fragment:
+        if p is None or p.proto != socket.IPPROTO_TCP or p.fragment:
             continue
         try:
             seg = parse_ipv4_tcp(fr.data[14:])
         except ValueError:  # cut short (a frame longer than the ring's slot) or malformed
             continue
-        if client is None:
-            if seg["flags"] == "SYN" and (server is None or seg["dst"] == server):
-                client, peer = seg["src"], seg["dst"]
-            else:
+        key = (seg["src"], seg["dst"])
+        if key not in found and key[::-1] not in found:
+            if seg["flags"] != "SYN" or (server is not None and seg["dst"] != server):
                 continue
-        if {seg["src"], seg["dst"]} != {client, peer}:
-            continue
-        rows.append((fr.t_ns, seg))
-    if not rows:
+            found[key] = []
+        found[key if key in found else key[::-1]].append((fr, seg))
+    return list(found.values())
+
+
+def tcp_segments(frames: list[Frame], server: tuple[str, int] | None = None):
+    """The TCP segments of the first connection in the frames (to `server`, if given), as
+    course.capture's Segments: 'client' is the side that sent the SYN, t in seconds from the first."""
+    from course.capture import Segment
+
+    connections = tcp_connections(frames, server)
+    if not connections:
         return []
-    t0 = rows[0][0]
+    rows = connections[0]
+    t0, client = rows[0][0].t_ns, rows[0][1]["src"]
     return [
-        Segment(t=round((t - t0) / 1e9, 6), sender="client" if s["src"] == client else "server", flags=s["flags"],
+        Segment(t=round((fr.t_ns - t0) / 1e9, 6), sender="client" if s["src"] == client else "server", flags=s["flags"],
                 seq=s["seq"], ack=s["ack"], length=s["length"], window=s["window"], mss=s["mss"],
                 header_length=s["header_length"])
-        for t, s in rows
+        for fr, s in rows
     ]
 
 
@@ -345,17 +423,42 @@ def retransmissions(segments, sender: str = "client") -> int:
     return count
 
 
+def datagrams(frames: list[Frame], proto: int = socket.IPPROTO_UDP, src: str | None = None, dst: str | None = None,
+              outgoing: bool | None = None) -> list[Datagram]:
+    """The IP datagrams of protocol `proto` in a capture (from `src`, to `dst`, in that direction,
+    where given), in the order their first packet was seen. Fragments belong together by source,
+    destination, protocol and identification; a packet that went whole is a datagram of its own (a
+    whole datagram may reuse an identification: Linux sends 0 in every unconnected one with DF)."""
+    found: dict[tuple, list[Packet]] = {}
+    for i, p in enumerate(map(parse_packet, frames)):
+        if p is None or p.proto != proto or (outgoing is not None and p.outgoing != outgoing):
+            continue
+        if (src is not None and p.src != src) or (dst is not None and p.dst != dst):
+            continue
+        found.setdefault((p.src, p.dst, p.proto, p.ident) if p.fragment else i, []).append(p)
+    return [Datagram(ps[0].src, ps[0].dst, ps[0].proto, ps[0].ident, tuple(sorted(ps, key=lambda p: p.offset)))
+            for ps in found.values()]
+
+
 def datagram_fragments(frames: list[Frame], src: tuple[str, int], dst: tuple[str, int], outgoing: bool | None = True) -> int:
     """How many IPv4 packets carried the first UDP datagram from `src` to `dst`: 1 when it went
-    whole, else its fragments (the pieces with the first one's IP identification; a whole
-    datagram may reuse that number, a fragment of another datagram is not sent within it)."""
-    packets = [p for p in map(parse_packet, frames) if p is not None and p.proto == 17 and (outgoing is None or p.outgoing == outgoing)]
-    for p in packets:
-        if (p.src, p.dst) != (src[0], dst[0]) or p.offset != 0 or len(p.payload) < 8:
-            continue
-        sport, dport = struct.unpack("!HH", p.payload[:4])
-        if (sport, dport) == (src[1], dst[1]):
-            if not p.fragment:
-                return 1
-            return sum(1 for q in packets if q.fragment and (q.src, q.dst, q.ident) == (p.src, p.dst, p.ident))
+    whole, else its fragments (0 when it is not in the capture)."""
+    for d in datagrams(frames, socket.IPPROTO_UDP, src[0], dst[0], outgoing):
+        if d.ports == (src[1], dst[1]):
+            return len(d.packets)
     return 0
+
+
+def icmp_messages(frames: list[Frame], to: str | None = None) -> list[IcmpMessage]:
+    """The ICMP messages in a capture (to `to`, where given), in the order they were seen."""
+    found = []
+    for p in map(parse_packet, frames):
+        if p is None or p.proto != socket.IPPROTO_ICMP or (to is not None and p.dst != to) or len(p.payload) < 8:
+            continue
+        inner = p.payload[8:]  # an error quotes the IP header (and 8 bytes) of the packet it is about
+        quoted = None
+        if p.payload[0] in (3, 4, 5, 11, 12) and len(inner) >= 20 and inner[0] >> 4 == 4:
+            quoted = (socket.inet_ntoa(inner[12:16]), socket.inet_ntoa(inner[16:20]), inner[9],
+                      struct.unpack("!H", inner[4:6])[0])
+        found.append(IcmpMessage(p.t_ns, p.outgoing, p.src, p.dst, p.payload[0], p.payload[1], quoted))
+    return found

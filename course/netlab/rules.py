@@ -4,6 +4,7 @@ This kernel has no netem qdisc (and a stock one may lack it too), so loss is an 
 
 - a chosen packet: `numgen inc` counts the packets that reach the rule, and the rule drops the one
   whose count is N-1 (the N-th), once: a transfer loses exactly that packet, whatever the timing;
+  or, `onward`, that one and every one after it (count >= N-1: retransmissions too);
 - a probability: `numgen random mod 1000000 < p * 1000000` drops each packet with probability p.
 
 Where: a link's loss toward host B is a rule in B's `prerouting` hook at priority -500, matching
@@ -27,31 +28,36 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "Loss", "parse_rate", "loss_chain_name", "loss_rules", "nat_rules", "tbf_command"]
+__all__ = ["KINDS", "CHAINS", "Loss", "parse_rate", "loss_chain_name", "loss_rules", "nat_rules", "filter_rules", "tbf_command"]
 
 KINDS = ("ip", "tcp", "udp", "tcp-data")
+CHAINS = ("input", "forward", "output")  # a host's filter chains (Host.filter): for it, through it, from it
 NUMGEN_MODULUS = 4294967295  # numgen's counter wraps at 2**32 - 1: only the first wrap-around matters
 PROBABILITY_SCALE = 1_000_000
 
 
 @dataclass(frozen=True)
 class Loss:
-    """Packets a link loses in one direction: the `nth` packet of a kind (once), or each packet
-    of that kind with `probability`.
+    """Packets a link loses in one direction: the `nth` packet of a kind (once), the nth and every
+    one after it (`onward`), or each packet of that kind with `probability`.
 
-        Loss.packet(3, of="tcp-data")    # the 3rd TCP segment with payload, and no other
-        Loss.random(0.05, of="udp")      # 5 % of UDP datagrams (or fragments), at random
+        Loss.packet(3, of="tcp-data")       # the 3rd TCP segment with payload, and no other
+        Loss.packets_from(3, of="tcp-data") # the 3rd and every one after it, retransmissions included
+        Loss.random(0.05, of="udp")         # 5 % of UDP datagrams (or fragments), at random
     """
 
     nth: int | None = None
     probability: float | None = None
     of: str = "ip"
+    onward: bool = False
 
     def __post_init__(self):
         if self.of not in KINDS:
             raise ValueError(f"a loss counts one of {', '.join(KINDS)}, not {self.of!r}")
         if (self.nth is None) == (self.probability is None):
             raise ValueError("a loss has either nth (a chosen packet) or probability, not both or neither")
+        if self.onward and self.nth is None:
+            raise ValueError("onward counts from a chosen packet (nth), not with a probability")
         if self.nth is not None and (not isinstance(self.nth, int) or self.nth < 1):
             raise ValueError(f"nth counts from 1 (the first packet), got {self.nth!r}")
         if self.probability is not None and not 0.0 <= self.probability <= 1.0:
@@ -62,6 +68,10 @@ class Loss:
         return cls(nth=nth, of=of)
 
     @classmethod
+    def packets_from(cls, nth: int, of: str = "tcp-data") -> "Loss":
+        return cls(nth=nth, of=of, onward=True)
+
+    @classmethod
     def random(cls, probability: float, of: str = "ip") -> "Loss":
         return cls(probability=probability, of=of)
 
@@ -69,14 +79,14 @@ class Loss:
         what = {"ip": "IPv4 packet", "tcp": "TCP segment", "udp": "UDP packet", "tcp-data": "TCP segment with data"}[self.of]
         if self.nth is not None:
             suffix = {1: "st", 2: "nd", 3: "rd"}.get(self.nth if self.nth % 100 not in (11, 12, 13) else 0, "th")
-            return f"the {self.nth}{suffix} {what}"
+            return f"the {self.nth}{suffix} {what}" + (" and every one after it" if self.onward else "")
         return f"each {what} with probability {self.probability:g}"
 
     def verdict(self) -> str | None:
         """The statement that drops, in the link's own chain (and counts what it dropped); None
         when nothing is ever dropped (probability 0)."""
         if self.nth is not None:
-            return f"numgen inc mod {NUMGEN_MODULUS} == {self.nth - 1} counter drop"
+            return f"numgen inc mod {NUMGEN_MODULUS} {'>=' if self.onward else '=='} {self.nth - 1} counter drop"
         threshold = round(self.probability * PROBABILITY_SCALE)
         if threshold <= 0:
             return None
@@ -138,6 +148,16 @@ def nat_rules(out_iface: str) -> str:
         "}\n"
         f"add rule ip labnat postrouting oifname {_quoted(out_iface)} masquerade\n"
     )
+
+
+def filter_rules(chain: str, match: str, drop: bool = False, first: bool = False) -> str:
+    """An `nft -f` script that adds a rule to a host's `chain` (one of CHAINS, in table inet lab,
+    made the `first` time): packets that match the nftables expression `match` (e.g. 'udp dport 53',
+    'iifname "wan0" ct state new') are counted, and dropped if `drop` (silently: no ICMP error)."""
+    if chain not in CHAINS:
+        raise ValueError(f"a host's filter chain is one of {', '.join(CHAINS)}, not {chain!r}")
+    head = f"table inet lab {{\n  chain {chain} {{ type filter hook {chain} priority 0; policy accept; }}\n}}\n" if first else ""
+    return head + f"add rule inet lab {chain} {match} counter{' drop' if drop else ''}\n"
 
 
 _RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit)$", re.IGNORECASE)

@@ -38,6 +38,10 @@ PRELUDE = textwrap.dedent('''
           "executable": sys.executable, "home": os.environ.get("HOME"), "uid_map": _map}), flush=True)
     def report(value):
         print("RESULT " + json.dumps(value), flush=True)
+    def children():
+        """The processes this one started and that still run (a lab should leave none)."""
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+            return f.read().split()
     def main_of(*argv):
         import contextlib, io
         from course.netlab.__main__ import main
@@ -119,6 +123,21 @@ class AsUser:
     def run(self, code: str, wrap: list[str] | None = None, timeout: float = 90) -> tuple[dict, list]:
         identity, results, _ = self.execute(code, wrap, timeout)
         return identity, results
+
+    def run_together(self, code: str, count: int = 2, timeout: float = 120) -> list[list]:
+        """Run `count` copies of a snippet at once (as two test runs would): what each reported."""
+        procs = [self.popen(code) for _ in range(count)]
+        reports = []
+        try:
+            for proc in procs:
+                out, err = proc.communicate(timeout=timeout)
+                reports.append(self.parse(out, err, proc.returncode)[1])
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        return reports
 
     def execute(self, code: str, wrap: list[str] | None = None, timeout: float = 90) -> tuple[dict, list, str]:
         """Run a snippet: who ran it, what it reported, and its stderr."""
@@ -202,6 +221,27 @@ def refusing_sandboxes(user: AsUser) -> dict[str, tuple[list[str], str]]:
         "the grading sandbox's seccomp filter": (["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(filter_file), bwrap, "--unshare-user",
                                                   *common, "--seccomp", "3", "--"], "user namespaces are refused here"),
     }
+
+
+def cells_where_labs_are_refused(user: AsUser, cells: dict[str, str], setup: str = "", extra: str = "") -> dict:
+    """Run a notebook's lab cells in each sandbox that refuses user namespaces, and assert what
+    holds for every lesson there: no cell raised, nothing printed a traceback. {sandbox: (what its
+    refusal's sentence says, run_cells' report)}, for the lesson's own assertions."""
+    found = {}
+    for name, (wrap, reason) in refusing_sandboxes(user).items():
+        _, report, stderr = user.run_cells(cells, setup, extra, wrap=wrap)
+        for cell_id, cell in report["cells"].items():
+            assert cell["error"] is None and "Traceback" not in cell["out"], (name, cell_id, cell)
+        assert "Traceback" not in stderr, (name, stderr[-2000:])
+        found[name] = (reason, report)
+    return found
+
+
+def cell_sources(path: Path, ids) -> dict[str, str]:
+    """{cell id: source} of a notebook's cells whose id is in `ids`, in the notebook's order."""
+    import nbformat
+
+    return {c.id: c.source for c in nbformat.read(path, as_version=4).cells if c.id in ids}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 from course import linklab
 from course.errors import PeerError, SetupError
 from course.netlab.pcap import Frame
-from lab_support import IN_CI, refusing_sandboxes, tcp
+from lab_support import IN_CI, cells_where_labs_are_refused, tcp
 from notebook_cases import release_of, solution_of
 
 ASSIGNMENT = "07-long-short-connections"
@@ -35,7 +35,7 @@ SHORT_FIXED = [
 ]  # fmt: skip
 
 
-def cell_sources(path: Path) -> dict[str, str]:
+def sources_by_grade_id(path: Path) -> dict[str, str]:
     nb = nbformat.read(path, as_version=4)
     return {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
 
@@ -157,7 +157,7 @@ def test_a_live_run_that_fails_shows_the_recording_and_says_so(fresh, capsys):
 
 
 def test_the_lab_cells_are_locked_the_same_in_the_release_and_use_no_learner_code():
-    solution, release = cell_sources(solution_of(ASSIGNMENT)), cell_sources(release_of(solution_of(ASSIGNMENT)))
+    solution, release = sources_by_grade_id(solution_of(ASSIGNMENT)), sources_by_grade_id(release_of(solution_of(ASSIGNMENT)))
     nb = nbformat.read(release_of(solution_of(ASSIGNMENT)), as_version=4)
     meta = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"] for c in nb.cells if c.metadata.get("nbgrader")}
     learner = ("ShortClient", "LongClient", "LimitedEchoServer", "measure_latencies")
@@ -217,16 +217,11 @@ SETUP = """
 RUNS = "[{'live': r.live, 'why': r.why, 'evidence': r.evidence} for r in runs]"
 
 
-def run_cells(user, wrap: list[str] | None = None) -> tuple[dict, dict, str]:
-    sources = {gid: cell_sources(solution_of(ASSIGNMENT))[gid] for gid in LAB_CELLS}
-    identity, r, stderr = user.run_cells(sources, SETUP, extra=RUNS, wrap=wrap)
-    assert [c["error"] for c in r["cells"].values()] == [None, None], r["cells"]
-    return {gid: c["lines"] for gid, c in r["cells"].items()}, r, stderr
-
-
 def test_the_notebook_lab_cells_run_live_as_an_ordinary_user(as_user, lab_here):
-    printed, result, stderr = run_cells(as_user)
-    assert not stderr.strip(), stderr[-2000:]
+    sources = {gid: sources_by_grade_id(solution_of(ASSIGNMENT))[gid] for gid in LAB_CELLS}
+    _, result, stderr = as_user.run_cells(sources, SETUP, extra=RUNS)
+    assert [c["error"] for c in result["cells"].values()] == [None, None] and not stderr.strip(), (result["cells"], stderr[-2000:])
+    printed = {gid: c["lines"] for gid, c in result["cells"].items()}
     for gid, run in zip(LAB_CELLS, result["extra"]):
         assert run["live"] and not run["why"], (gid, run["why"])
         assert printed[gid][0].startswith("live: a lab network built just now (home 192.168.1.2 -- router -- server ")
@@ -236,14 +231,13 @@ def test_the_notebook_lab_cells_run_live_as_an_ordinary_user(as_user, lab_here):
 
 
 def test_where_the_lab_is_refused_each_cell_prints_one_line_and_the_recording(ordinary_user):
-    for name, (wrap, reason) in refusing_sandboxes(ordinary_user).items():
-        printed, result, stderr = run_cells(ordinary_user, wrap=wrap)
-        assert "Traceback" not in stderr and "Traceback" not in "\n".join(sum(printed.values(), [])), (name, stderr[-2000:])
+    sources = {gid: sources_by_grade_id(solution_of(ASSIGNMENT))[gid] for gid in LAB_CELLS}
+    for name, (reason, result) in cells_where_labs_are_refused(ordinary_user, sources, SETUP, extra=RUNS).items():
         for gid, run in zip(LAB_CELLS, result["extra"]):
-            why = printed[gid][0]
-            assert why.startswith("no lab network here:") and reason in why, (name, why)
-            assert not run["live"] and run["why"] == why
-            assert printed[gid][1:] == linklab.load_recording(gid[4:]).lines(), (name, gid)  # the recording, whole
+            printed = result["cells"][gid]["lines"]
+            assert printed[0].startswith("no lab network here:") and reason in printed[0], (name, printed[0])
+            assert not run["live"] and run["why"] == printed[0]
+            assert printed[1:] == linklab.load_recording(gid[4:]).lines(), (name, gid)  # the recording, whole
         assert result["seconds"] < 5, f"{name}: the refused cells took {result['seconds']:.1f} s"
 
 

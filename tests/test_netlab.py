@@ -373,10 +373,6 @@ NOTHING_LEFT = """
                         found.append(f"fd {fd}: a socket in the lab")
         return found
 
-    def children():
-        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
-            return f.read().split()
-
     def use(net):
         home, server = net.host("home"), net.host("server")
         srv = server.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -525,13 +521,11 @@ def test_two_labs_at_once_do_not_interfere(as_user):
     assert r["got"] == {"a": ["a", ["203.0.113.1", 6789], None], "b": ["b", ["203.0.113.1", 6789], None]}
     assert not set(r["inodes"][0]) & set(r["inodes"][1])
     # and two processes at once, each with its own lab, as two test runs would
-    procs = [as_user.popen("""
+    two = as_user.run_together("""
         status, out = main_of("demo", "--json")
         report(json.loads(out))
-    """) for _ in range(2)]
-    for proc in procs:
-        out, err = proc.communicate(timeout=90)
-        _, (result,) = as_user.parse(out, err, proc.returncode)
+    """, timeout=90)
+    for (result,) in two:
         assert (result["capture"], result["retransmissions"], result["fragments"], result["mss"]) == ("live", 1, 3, 1460)
 
 

@@ -11,9 +11,13 @@
         net.host("home").run(learner_function, ...)     # a learner's own socket.socket() inside home
         with net.host("home").capture() as cap: ...     # live capture; cap.save("x.pcap")
 
-or `Lab()` for a topology of your own (add_host, link with an MTU, a rate and a Loss, route,
-forwarding, masquerade, drop). `python -m course netlab demo [--mtu N] [--json]` runs the demo
-(course.netlab.demo: run() live, demo() live or else the recording).
+or `Lab()` for a topology of your own (add_host, link with an MTU, a rate and a Loss; on a host:
+route, add_address, bridge (a LAN of several hosts), forwarding, masquerade, filter and drop with
+counters, and what it counts: snmp, read_sysctl). `python -m course netlab demo [--mtu N] [--json]`
+runs the demo (course.netlab.demo: run() live, demo() live or else the recording). The lessons'
+lab cells (01, 03, 05, 07) share course.netlab.lesson: live, or else the recording after one line
+saying why; course.netlab.pcap reads their captures (TCP connections, datagrams and their
+fragments, ICMP messages).
 
 How it is built, and why this way
 ---------------------------------

@@ -249,7 +249,7 @@ class Host:
         self.cookie = cookie  # SO_NETNS_COOKIE of its namespace
         self.interfaces: dict[str, list[str]] = {}  # name -> addresses with prefix
         self._nat: list[str] = []
-        self._chains: set[str] = set()  # the filter chains made in its table inet lab
+        self._chains: set[str] = set()  # the chains made in its table inet lab: filter chains, links' loss chains
 
     def __repr__(self) -> str:
         addrs = ", ".join(f"{i} {' '.join(a)}" for i, a in self.interfaces.items())
@@ -325,7 +325,7 @@ class Host:
         (its filter chains, Host.filter, or a link's loss chain): {chain: packets}, 0 for a chain
         that has no rule yet."""
         counted = dict.fromkeys(chains, 0)
-        if not self._chains and not any(name.startswith("loss_") for name in chains):
+        if not self._chains:  # no table inet lab yet: nothing counted
             return counted
         chain = None
         for line in self.cmd("nft", "list", "table", "inet", "lab").splitlines():
@@ -455,6 +455,7 @@ class Link:
         first = iface not in self._loss_set
         self.lab._nft(host.name, rules.loss_rules(iface, loss, first=first))
         self._loss_set.add(iface)
+        host._chains.add(rules.loss_chain_name(iface))
         self.loss[host.name] = loss
 
     def dropped(self, toward: "Host | str") -> int:

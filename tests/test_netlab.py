@@ -291,7 +291,7 @@ def test_the_lab_user_is_an_ordinary_user_with_an_interpreter_it_can_read(as_use
     identity, results = as_user.run("""
         import sysconfig
         before = set(sys.modules)  # what the interpreter itself loaded (site, .pth hooks)
-        import course.netlab, course.netlab.demo, course.netlab.__main__, course.capture, course.kernel
+        import course.netlab, course.netlab.demo, course.netlab.lesson, course.netlab.__main__, course.capture, course.kernel
         stdlib = sysconfig.get_paths()["stdlib"]
         outside = sorted(name for name, m in sys.modules.items() if name not in before and getattr(m, "__file__", None)
                          and not m.__file__.startswith((stdlib, os.environ["PYTHONPATH"])))

@@ -746,7 +746,11 @@ class Lab:
         chunks, answered = [], False
         try:
             while True:
-                ready, _, _ = select.select([r], [], [], deadline.remaining())
+                # short waits: a Ctrl-C (SIGINT) that Linux delivered to another thread of this
+                # process does not wake select(); the main thread raises it at the next wait
+                ready, _, _ = select.select([r], [], [], min(0.1, deadline.remaining()))
+                if not ready and not deadline.expired():
+                    continue
                 if not ready:
                     raise YourCodeError(f"{name}() did not return within {timeout} s in lab host {host.name!r}: it was "
                                         f"stopped; does it wait for something that never comes (a recv without a timeout)?")

@@ -77,24 +77,22 @@ def _port(text: str) -> int:
     return port
 
 
-def _positive(text: str) -> float:
+def _seconds(text: str, zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    if not ((value >= 0 if zero else value > 0) and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} is not {'0 or ' if zero else ''}a positive number of seconds")
     return value
+
+
+def _positive(text: str) -> float:
+    return _seconds(text, zero=False)
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text} is not 0 or a positive number of seconds")
-    return value
+    return _seconds(text, zero=True)
 
 
 def _bytes(text: str) -> bytes:

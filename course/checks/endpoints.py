@@ -618,15 +618,9 @@ def _slow_reader_round(server: _Server, readers: int, fast: int, seed: int) -> N
             sent.append(_fill_until_stalled(s, payload, server))
         rng = random.Random(seed)
         for i in range(fast):
-            data = bytes(rng.randrange(256) for _ in range(3000))
-            with server.client(f"fast client {i + 1}") as c:
-                c.send(data)
-                got = c.read_available(len(data))
-                if got != data:
-                    raise YourCodeError(
-                        f"while {readers} client(s) read nothing (their echo waiting), fast client {i + 1} sent "
-                        f"{len(data)} bytes and got {len(got)} back within 2 s; never block on one client: send() only "
-                        f"what the kernel takes now (non-blocking) and keep the rest for EVENT_WRITE")
+            _fast_client(server, i + 1, rng, f"while {readers} client(s) read nothing (their echo waiting)",
+                         "; never block on one client: send() only what the kernel takes now (non-blocking) and "
+                         "keep the rest for EVENT_WRITE")
         for i, s in enumerate(slow):
             s.setblocking(True)
             got = _read_exactly(s, sent[i], server, f"slow reader {i + 1}")
@@ -729,14 +723,18 @@ def _unread(sock: socket.socket) -> int:
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
-def _fast_client(server: _Server, i: int, rng: random.Random, when: str) -> None:
+_BLOCKED_ON_THE_SLOW_READER = (
+    ": your server blocked sending to the slow reader (a writable socket has room for some bytes, not for a whole "
+    "buffer); send() only what the kernel takes now (a non-blocking socket, never sendall) and keep the rest for "
+    "EVENT_WRITE")
+
+
+def _fast_client(server: _Server, i: int, rng: random.Random, when: str, hint: str = _BLOCKED_ON_THE_SLOW_READER) -> None:
+    """Fast client `i` sends 3,000 bytes and must get them back within 2 s while others wait;
+    else YourCodeError('<when>, fast client <i> sent ... within 2 s<hint>')."""
     data = bytes(rng.randrange(256) for _ in range(3000))
     with server.client(f"fast client {i}") as c:
         c.send(data)
         got = c.read_available(len(data))
     if got != data:
-        raise YourCodeError(
-            f"{when}, fast client {i} sent {len(data)} bytes and got {len(got)} back within 2 s: your server blocked "
-            f"sending to the slow reader (a writable socket has room for some bytes, not for a whole buffer); "
-            f"send() only what the kernel takes now (a non-blocking socket, never sendall) and keep the rest for "
-            f"EVENT_WRITE")
+        raise YourCodeError(f"{when}, fast client {i} sent {len(data)} bytes and got {len(got)} back within 2 s{hint}")

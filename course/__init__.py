@@ -16,4 +16,4 @@ from course.errors import CourseError, PeerError, SetupError, YourCodeError, ins
 install_notebook_messages()
 
 __all__ = ["CourseError", "PeerError", "SetupError", "YourCodeError"]
-__version__ = "0.3.0"
+__version__ = "0.3.1"

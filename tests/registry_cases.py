@@ -40,8 +40,22 @@ def solution_cell_source(assignment: str, cell: str, root: Path = REPO) -> str:
     raise KeyError(f"no solution cell {cell!r} in {assignment}")
 
 
-def run_in_process(assignment: str, replace: dict[str, str] | None = None, root: Path = REPO) -> list[Verdict]:
-    """Verdicts of every graded cell of `assignment`, with the solution cells in `replace` changed."""
+def exercise_cells(assignment: str, cell: str, root: Path = REPO) -> set[str]:
+    """The graded test cells that follow solution cell `cell`, up to the next solution cell."""
+    found, inside = set(), False
+    for c in solution_notebook(assignment, root).cells:
+        m = meta(c)
+        if m.get("solution") and m.get("grade_id"):
+            inside = m["grade_id"] == cell
+        elif inside and is_graded_test(c):
+            found.add(m["grade_id"])
+    return found
+
+
+def run_in_process(assignment: str, replace: dict[str, str] | None = None, root: Path = REPO,
+                   only: set[str] | None = None) -> list[Verdict]:
+    """Verdicts of every graded cell of `assignment` (or of the graded cells in `only`), with the
+    solution cells in `replace` changed."""
     nb = solution_notebook(assignment, root)
     replace = replace or {}
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -55,6 +69,8 @@ def run_in_process(assignment: str, replace: dict[str, str] | None = None, root:
             m = meta(cell)
             graded_test = is_graded_test(cell)
             if not (i == 0 or m.get("solution") or graded_test):
+                continue
+            if graded_test and only is not None and m["grade_id"] not in only:
                 continue
             source = replace.get(m.get("grade_id"), strip_solution_markers(cell.source) if m.get("solution") else cell.source)
             try:

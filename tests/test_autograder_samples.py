@@ -34,7 +34,7 @@ def grade_class(tmp: Path, root: Path, names: list[str], hostile_on: set[str]) -
     out = tmp / "grades.csv"
     cmd = [sys.executable, "-m", "autograder", "grade", *names, "--submitted", str(sub), "--out", str(out),
            "--root", str(root), "--db", str(db), "--autograded", str(tmp / "autograded"),
-           "--feedback", str(tmp / "feedback"), "--jobs", "2"]
+           "--feedback", str(tmp / "feedback")]  # the default --jobs, as an instructor runs it
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500,
                           env=dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]))
     return {"proc": proc, "written": written, "grades": read_csv(out) if out.exists() else {}, "root": root,

@@ -10,7 +10,7 @@ import pytest
 from autograder.cells import is_graded_test, meta
 from autograder.release import assignments
 from autograder.samples.cases import apply_diff, load_cases, load_rules, make_diff, read_case, CaseError
-from registry_cases import case_replace, run_in_process, solution_notebook
+from registry_cases import case_replace, exercise_cells, run_in_process, solution_notebook
 
 CASES = load_cases()
 IDS = [f"{c.assignment}/{c.name}" for c in CASES]
@@ -44,7 +44,12 @@ def test_case_names_real_cells_and_applies(case):
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_case_loses_exactly_its_cells_in_process(case):
-    verdicts = run_in_process(case.assignment, case_replace(case))
+    """In this process, the graded cells of the case's own exercise and every cell it names: the
+    verdict of every other graded cell is compared where the whole notebook runs in a kernel (below)."""
+    cells = exercise_cells(case.assignment, case.cell) | set(case.fails)
+    assert cells, f"{case.path}: solution cell {case.cell!r} is followed by no graded cell"
+    verdicts = run_in_process(case.assignment, case_replace(case), only=cells)
+    assert {v.grade_id for v in verdicts} == cells, f"{case.path}: not every graded cell of {sorted(cells)} ran"
     failed = {v.grade_id for v in verdicts if not v.passed}
     why = {v.grade_id: v.error[:200] for v in verdicts if not v.passed}
     assert failed == set(case.fails), f"{case.assignment}/{case.name}: failed {sorted(failed) or 'none'}, expected {case.fails or 'none'}: {why}"

@@ -32,7 +32,7 @@ from course.deadline import Deadline, wait_for
 from course.endpoints import HttpReplyServer, StaticResolver, http_reply, listening, refusing, silent
 from course.errors import YourCodeError
 from course.serving import format_address
-from course.tcp import ReferenceClient, SilentServer, wait_until_peer_read
+from course.tcp import ReferenceClient, SilentServer
 
 __all__ = [
     "check_connect_any",
@@ -519,9 +519,11 @@ def check_echo_buffered(serve: Callable) -> None:
 
 
 def check_echo_buffered_hard(serve: Callable) -> None:
-    """Hidden: five clients at once; a client that sends 1 MB and half-closes before reading (with a
-    large limit the server has most of it still to send when recv returns b''): it must get all of
-    it, then the close; a client that resets its connection."""
+    """Hidden: five clients at once; a client that sends 1 MB and half-closes, reading only when
+    the server takes nothing for a while (with a large limit the server has most of it still to
+    send when recv returns b''): it must get all of it, then the close; a client that resets its
+    connection. (A server that blocks in sendall() is not deadlocked here: that is the slow-reader
+    cell's rule, not this one's.)"""
     rng = random.Random(22)
     with _Server(serve, 16 * 1024 * 1024) as server:
         with ExitStack() as stack:
@@ -537,18 +539,10 @@ def check_echo_buffered_hard(serve: Callable) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
             s.settimeout(5.0)
             s.connect(server.address)
-            try:
-                s.sendall(big)  # the server reads all of it (its limit is 16 MB) but cannot send it back yet
-                s.shutdown(socket.SHUT_WR)
-            except TimeoutError:
-                raise YourCodeError(f"a client could not send 1 MB to your server within 5 s although limit=16 MB; read "
-                                    f"from a connection while its output buffer holds fewer than limit bytes") from None
-            if not wait_until_peer_read(s, 5.0):
-                raise YourCodeError("your server did not read the last bytes of a client that sent 1 MB and closed its "
-                                    "side within 5 s, with limit=16 MB; keep reading while there is room")
-            got = _read_to_end(s, server, "the client that half-closed")
+            early = _send_all_then_half_close(s, big, server)  # the server reads all of it (limit 16 MB)
+            got = early + _read_to_end(s, server, "the client that half-closed")
             if got != big:
-                raise YourCodeError(f"a client sent {len(big)} bytes and closed its side (shutdown SHUT_WR) before reading; it "
+                raise YourCodeError(f"a client sent {len(big)} bytes and closed its side (shutdown SHUT_WR); it "
                                     f"got {len(got)} bytes back before your server closed; when recv returns b'', send "
                                     f"what is still in that connection's buffer, then close it")
         with server.client("a client that resets") as r:
@@ -559,6 +553,44 @@ def check_echo_buffered_hard(serve: Callable) -> None:
             _echo_exactly(c, b"still there?", "a client after the reset")
             server.stop(while_connected="a client was connected")
     record_evidence("echo_buffered_hard", five_clients=True, flushed_before_close=True, survived_reset=True)
+
+
+def _send_all_then_half_close(sock: socket.socket, data: bytes, server: _Server) -> bytes:
+    """Send all of `data`, then shutdown(SHUT_WR). Read only when the server has taken nothing for
+    0.2 s, as a client that writes and reads at once would, so that the verdict does not depend on
+    whether a server that blocks in sendall() happened to block here (that depends on the kernel's
+    writability thresholds and the order of events): keep what was read and return it."""
+    sock.setblocking(False)
+    early, sent = [], 0
+    deadline = Deadline(5.0)
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_WRITE)
+        while sent < len(data):
+            server.watch()
+            if deadline.expired():
+                raise YourCodeError(f"a client could not send 1 MB to your server within 5 s although limit=16 MB (it "
+                                    f"sent {sent} bytes, then the server took nothing more and sent nothing back); read "
+                                    f"from a connection while its output buffer holds fewer than limit bytes")
+            if sel.select(0.2):
+                try:
+                    sent += sock.send(data[sent:sent + 65536])
+                    deadline = Deadline(5.0)
+                except BlockingIOError:
+                    pass
+                continue
+            while True:  # no room for 0.2 s: take what has come back
+                try:
+                    chunk = sock.recv(65536)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    raise YourCodeError(f"your server closed a client's connection while the client was still sending "
+                                        f"(after {sent} of {len(data)} bytes); close a connection only after its "
+                                        f"client closed its side and every byte is sent")
+                early.append(chunk)
+                deadline = Deadline(5.0)
+    sock.shutdown(socket.SHUT_WR)
+    return b"".join(early)
 
 
 def _read_to_end(sock: socket.socket, server: _Server, who: str, timeout: float = 2.0) -> bytes:
@@ -679,15 +711,17 @@ def check_slow_readers_hard(serve: Callable) -> None:
 
 
 PAUSING_LIMIT = 1024 * 1024  # far more than a connection's kernel buffers take (tens of kB here)
+PAUSING_READ = 8 * SMALL_BUFFER  # what the pausing reader reads: twice both kernel buffers (each 2 * SMALL_BUFFER)
 
 
 def _pausing_reader_round(server: _Server, seed: int) -> None:
-    """A slow reader stalls the server; a fast client comes; the slow reader reads what has arrived
-    and stops reading again; two more fast clients come. When the slow reader stalls, a server that
-    sendall()s its buffer whenever the socket is writable is either blocked in that sendall already,
-    or holds about `limit` bytes (1 MB) for it; then the slow reader's read makes the socket
-    writable again with room for far less than that, and the sendall blocks until the slow reader
-    reads again. Either way a fast client waits, every time. (With limit=32768 the whole buffer fits
+    """A slow reader stalls the server; a fast client comes; the slow reader reads 256 KiB (more
+    than both kernel buffers of its connection hold) and stops reading again; two more fast clients
+    come. When the slow reader stalls, a server that sendall()s its buffer whenever the socket is
+    writable is either blocked in that sendall already, or holds about `limit` bytes (1 MB) for it;
+    then the slow reader's read empties the server's send buffer, so the socket is writable at some
+    point with room for far less than that, and the sendall blocks until the slow reader reads
+    again. Either way a fast client waits, every time. (With limit=32768 the whole buffer fits
     in the room a writable socket has, and such a server is not seen to block.)"""
     payload = array.array("I", range(2 * 1024 * 1024)).tobytes()  # 8 MB, every 4 bytes a counter
     rng = random.Random(seed)
@@ -699,7 +733,10 @@ def _pausing_reader_round(server: _Server, seed: int) -> None:
         sent = _fill_until_stalled(s, payload, server)
         when = f"with limit={server.limit}, while a slow reader that sent {sent} bytes read nothing"
         _fast_client(server, 1, rng, when)
-        first = _read_exactly(s, _unread(s), server, "the slow reader that pauses")
+        # read more than the connection's two kernel buffers hold (the server's send buffer and this
+        # client's receive buffer, both 64 KiB here): the server's socket is then writable at some
+        # point while it holds far more for this client than the room it has
+        first = _read_exactly(s, min(sent, PAUSING_READ), server, "the slow reader that pauses")
         # its socket on the server's side is writable again: wait until the server has sent into that
         # room (the slow reader has bytes again) and its threads wait again (in select, or blocked in
         # a send), so that the next fast clients come after that, every time

@@ -245,7 +245,7 @@ def cell_sources(path: Path, ids) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Frames built by hand: Ethernet, IPv4, then TCP or UDP (checksums are not read)
+# Frames built by hand: Ethernet, IPv4 or IPv6, then TCP or UDP (checksums are not read)
 # ----------------------------------------------------------------------------------------------
 def ipv4(src, dst, proto, payload, ident=1, mf=False, offset=0, df=False, ttl=64):
     flags = (0x4000 if df else 0) | (0x2000 if mf else 0) | (offset // 8)
@@ -260,6 +260,20 @@ def tcp(src, dst, flags, seq, ack=0, data=b"", mss=None, options=b"", window=640
     bits = sum(1 << i for i, name in enumerate(("FIN", "SYN", "RST", "PSH", "ACK")) if name in flags.split(","))
     segment = struct.pack("!HHIIHHHH", src[1], dst[1], seq, ack, ((20 + len(options)) // 4) << 12 | bits, window, 0, 0)
     return ipv4(src[0], dst[0], 6, segment + options + data)
+
+
+def ipv6(src, dst, next_header, payload, hop_limit=64):
+    """An Ethernet frame with an IPv6 header (40 bytes, no extension header) and `payload`."""
+    header = struct.pack("!IHBB16s16s", 6 << 28, len(payload), next_header, hop_limit,
+                         socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst))
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x86\xdd" + header + payload
+
+
+def tcp6(src, dst, flags, seq, ack=0, data=b""):
+    """A TCP segment (flags like "RST,ACK") over IPv6, without options."""
+    bits = sum(1 << i for i, name in enumerate(("FIN", "SYN", "RST", "PSH", "ACK")) if name in flags.split(","))
+    segment = struct.pack("!HHIIHHHH", src[1], dst[1], seq, ack, 5 << 12 | bits, 64000, 0, 0)
+    return ipv6(src[0], dst[0], 6, segment + data)
 
 
 def udp_packet(ident, offset, data, more, src="192.0.2.2", dst="198.51.100.10", df=False, ttl=64):

@@ -13,6 +13,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 from pathlib import Path
@@ -25,18 +26,21 @@ from course.netlab import lab as lab_module
 from course.netlab import lesson
 from course.netlab.pcap import (
     Frame,
+    TcpPacket,
     datagram_fragments,
     datagrams,
     icmp_messages,
+    neighbour_messages,
     parse_packet,
     read_pcap,
     retransmissions,
     tcp_connections,
+    tcp_packets,
     tcp_segments,
     write_pcap,
 )
 from course.netlab.rules import Loss, filter_rules, loss_rules, nat_rules, parse_rate, tbf_command
-from lab_support import IN_CI, SYSTEM_PYTHON, ipv4, refusing_sandboxes, tcp, udp_packet
+from lab_support import IN_CI, SYSTEM_PYTHON, ipv4, ipv6, refusing_sandboxes, tcp, tcp6, udp_packet
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,6 +200,56 @@ def test_icmp_messages_say_which_packet_they_are_about():
     assert (message.type, message.code, message.src, message.outgoing) == (11, 1, "198.51.100.10", False)
     assert message.quoted == ("192.0.2.2", "198.51.100.10", 17, 4242)
     assert [m.quoted for m in icmp_messages(frames)] == [message.quoted, None]  # an echo request quotes nothing
+
+
+def test_ipv6_addresses_are_the_documentation_prefix_and_only_on_a_host_made_with_ipv6():
+    class FakeHost:
+        def __init__(self, name, ipv6):
+            self.name, self.ipv6 = name, ipv6
+
+    assert lab_module._check_address("2001:db8:1::2/64") == "2001:db8:1::2/64"
+    assert lab_module._check_address("2001:DB8:1:0::80/64", FakeHost("www", True)) == "2001:db8:1::80/64"
+    with pytest.raises(SetupError, match=r"lab host 'old' has IPv6 off, so it cannot take 2001:db8:1::2/64: make it with "
+                                         r"add_host\('old', ipv6=True\)"):
+        lab_module._check_address("2001:db8:1::2/64", FakeHost("old", False))
+    for outside in ("2001:db9::1/64", "2001::1/32", "::1/128", "fe80::1/64", "fd00::1/64", "::ffff:192.0.2.1/128"):
+        with pytest.raises(SetupError, match="is not a lab address"):
+            lab_module._check_address(outside, FakeHost("www", True))
+    lab_module._check_mtu(576)
+    lab_module._check_mtu(1280, ipv6=True)
+    with pytest.raises(ValueError, match="at least 1280 bytes"):
+        lab_module._check_mtu(1279, ipv6=True)
+
+
+def test_tcp_packets_of_both_families_and_how_each_finds_its_neighbour():
+    client6, server6 = ("2001:db8:1::2", 40000), ("2001:db8:1::80", 8080)
+    client4, server4 = ("192.168.1.2", 40001), ("192.168.1.80", 8080)
+    solicit = bytes([135, 0, 0, 0, 0, 0, 0, 0]) + socket.inet_pton(socket.AF_INET6, "2001:db8:1::80") + bytes(8)
+    advert = bytes([136, 0, 0, 0, 0x60, 0, 0, 0]) + socket.inet_pton(socket.AF_INET6, "2001:db8:1::80") + bytes(8)
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, b"\x02" * 6, socket.inet_aton("192.168.1.2"), bytes(6),
+                      socket.inet_aton("192.168.1.80"))
+    frames = [
+        Frame(1, True, ipv6("2001:db8:1::2", "ff02::1:ff00:80", 58, solicit)),
+        Frame(2, False, ipv6("2001:db8:1::80", "2001:db8:1::2", 58, advert)),
+        Frame(3, True, tcp6(client6, server6, "SYN", 7)),
+        Frame(4, False, tcp6(server6, client6, "RST,ACK", 0, 8)),
+        Frame(5, True, b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + arp),
+        Frame(6, True, tcp(client4, server4, "SYN", 100, mss=1460)),
+        Frame(7, False, tcp(server4, client4, "SYN,ACK", 900, 101, mss=1460)),
+        Frame(8, True, tcp(client4, ("192.168.1.80", 9), "PSH,ACK", 101, 901, b"other")),
+        Frame(9, True, udp_packet(1, 0, b"x" * 16, False)),
+    ]
+    found = tcp_packets(frames, port=8080)
+    assert [(p.version, p.src, p.dst, p.flags, p.outgoing) for p in found] == [
+        (6, client6, server6, "SYN", True), (6, server6, client6, "RST,ACK", False),
+        (4, client4, server4, "SYN", True), (4, server4, client4, "SYN,ACK", False)]
+    assert found[1].ack == 8 and found[0].length == 0 and len(tcp_packets(frames)) == 5
+    assert [TcpPacket.where(p.dst) for p in found[:3:2]] == ["[2001:db8:1::80]:8080", "192.168.1.80:8080"]
+    assert [(m.kind, m.about, m.src, m.outgoing) for m in neighbour_messages(frames)] == [
+        ("neighbour solicitation", "2001:db8:1::80", "2001:db8:1::2", True),
+        ("neighbour advertisement", "2001:db8:1::80", "2001:db8:1::80", False),
+        ("ARP request", "192.168.1.80", "192.168.1.2", True)]
+    assert parse_packet(frames[3]) is None  # the IPv4 readers leave IPv6 alone
 
 
 # ----------------------------------------------------------------------------------------------
@@ -868,3 +922,92 @@ def test_a_learner_function_runs_inside_a_lab_host(as_user):
     assert r["errors"][1] == "the learner's own error"
     assert r["errors"][2].startswith("inside net.host('home').run(fn), fn is already in 'home'")
     assert r["still"] == "the lab still answers"
+
+
+IPV6 = """
+    import errno, socket
+    from course.errors import SetupError
+    from course.netlab import Lab
+    from course.netlab.lab import LabSocket
+    from course.netlab.pcap import neighbour_messages, tcp_packets
+
+    def resolve(name):
+        with open("/etc/hosts") as f:
+            hosts = f.read()
+        return [sa[0] for *_, sa in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)], hosts
+
+    with Lab() as net:
+        a, b, old = net.add_host("a", ipv6=True), net.add_host("b", ipv6=True), net.add_host("old")
+        net.link(a, b, "192.0.2.1/24", "192.0.2.2/24")
+        a.add_address("2001:db8:1::1/64", "eth0")
+        b.add_address("2001:db8:1::2/64", "eth0")
+        net.link(old, b, "198.51.100.1/24", "198.51.100.2/24")
+        listener = b.socket(socket.AF_INET6)
+        listener.bind((b.address6, 0))
+        listener.listen()
+        listener.settimeout(5)
+        with a.capture("eth0") as cap:
+            client = a.socket(socket.AF_INET6)
+            client.settimeout(5)
+            client.connect(listener.getsockname()[:2])
+            conn, peer = listener.accept()
+            conn.settimeout(5)
+            client.sendall(b"over IPv6")
+            got = conn.recv(100).decode()
+            client.close()
+            conn.close()
+        packets = [[p.version, p.flags, p.src[0], p.dst[0]] for p in tcp_packets(cap.frames)]
+        neighbours = [[m.kind, m.about] for m in neighbour_messages(cap.frames)]
+        errors = []
+        for bad in (lambda: old.add_address("2001:db8:2::1/64", "eth0"), lambda: old.address6):
+            try:
+                bad()
+            except SetupError as exc:
+                errors.append(str(exc))
+        plain = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        fake = LabSocket(a, socket.AF_INET6, socket.SOCK_STREAM, 0, fileno=plain.detach())
+        try:
+            fake.connect(("::1", 9))
+            refused = None
+        except SetupError as exc:
+            refused = str(exc)
+        fake.close()
+        old_v6 = old.socket(socket.AF_INET6)
+        try:
+            old_v6.bind(("::1", 0))
+            bound = None
+        except OSError as exc:
+            bound = errno.errorcode[exc.errno]
+        named = a.run(resolve, "www.lab.test", etc={"hosts": "2001:db8:1::2 www.lab.test\\n192.0.2.2 www.lab.test\\n",
+                                                     "nsswitch.conf": "hosts: files\\n"})
+        with open("/etc/hosts") as f:
+            machine_hosts = f.read()
+        report({"got": got, "peer": peer[0], "packets": packets, "neighbours": neighbours, "errors": errors,
+                "refused": refused, "bound": bound, "addresses": [a.address, a.address6, b.address],
+                "sysctls": {h.name: [h.read_sysctl("net.ipv6.conf.all.disable_ipv6"), h.read_sysctl("net.ipv6.conf.eth0.accept_dad")
+                                     if h.ipv6 else None] for h in (a, old)},
+                "old_addresses": old.cmd("ip", "-6", "address", "show"), "named": named, "machine_hosts": machine_hosts})
+"""
+
+
+def test_a_host_made_with_ipv6_connects_over_ipv6_on_a_link_and_one_without_has_none(as_user):
+    _, results = as_user.run(IPV6)
+    r = results[0]
+    assert r["got"] == "over IPv6" and r["peer"] == "2001:db8:1::1"
+    assert r["addresses"] == ["192.0.2.1", "2001:db8:1::1", "192.0.2.2"]
+    # the capture: IPv6's neighbour discovery for b's address (no DAD, no router solicitation), then the
+    # handshake, the data and the teardown, all over IPv6
+    assert r["neighbours"][:2] == [["neighbour solicitation", "2001:db8:1::2"], ["neighbour advertisement", "2001:db8:1::2"]]
+    assert [p[1] for p in r["packets"][:3]] == ["SYN", "SYN,ACK", "ACK"]
+    assert {p[0] for p in r["packets"]} == {6} and {p[2] for p in r["packets"]} == {"2001:db8:1::1", "2001:db8:1::2"}
+    # the host made without ipv6=True: IPv6 off everywhere, not even ::1
+    assert r["sysctls"] == {"a": ["0", "0"], "old": ["1", None]}
+    assert r["old_addresses"].strip() == "" and r["bound"] == "EADDRNOTAVAIL"
+    assert r["errors"][0].startswith("lab host 'old' has IPv6 off, so it cannot take 2001:db8:2::1/64")
+    assert r["errors"][1].startswith("lab host 'old' has no IPv6 address: it was made without IPv6")
+    assert r["refused"] and "nothing was sent to ('::1', 9)" in r["refused"]
+    # a run() with its own /etc/hosts: the real getaddrinfo answers from it, IPv6 first (RFC 6724: the
+    # host has an IPv6 source address); the machine's own /etc/hosts is untouched
+    addresses, hosts = r["named"]
+    assert addresses == ["2001:db8:1::2", "192.0.2.2"] and hosts.startswith("2001:db8:1::2 www.lab.test")
+    assert "www.lab.test" not in r["machine_hosts"]

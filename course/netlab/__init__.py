@@ -13,11 +13,14 @@
 
 or `Lab()` for a topology of your own (add_host, link with an MTU, a rate and a Loss; on a host:
 route, add_address, bridge (a LAN of several hosts), forwarding, masquerade, filter and drop with
-counters, and what it counts: snmp, read_sysctl). `python -m course netlab demo [--mtu N] [--json]`
+counters, and what it counts: snmp, read_sysctl). Hosts are IPv4 only unless made with
+add_host(name, ipv6=True), which leaves IPv6 on and takes addresses of 2001:db8::/32 (added
+without DAD); Host.run(fn, etc={"hosts": ...}) gives fn its own /etc files (a mount namespace of
+its own), so that the real getaddrinfo resolves lab names from a hosts file inside the lab. `python -m course netlab demo [--mtu N] [--json]`
 runs the demo (course.netlab.demo: run() live, demo() live or else the recording). The lessons'
-lab cells (01, 03, 05, 07) share course.netlab.lesson: live, or else the recording after one line
-saying why; course.netlab.pcap reads their captures (TCP connections, datagrams and their
-fragments, ICMP messages).
+lab cells (01, 03, 05, 07, 08) share course.netlab.lesson: live, or else the recording after one
+line saying why; course.netlab.pcap reads their captures (TCP connections, datagrams and their
+fragments, ICMP messages; TCP segments of both families, ARP and IPv6 neighbour discovery).
 
 How it is built, and why this way
 ---------------------------------
@@ -45,7 +48,8 @@ namespace it was made in for its whole life, so the agent passes it back over a 
 
 Safety and cleanup. A lab has no interface to the machine's network and no route out; its
 addresses are RFC 1918's 192.168.0.0/16 (home) and RFC 5737's documentation networks
-203.0.113.0/24, 198.51.100.0/24 and 192.0.2.0/24 (the "Internet"), and nothing else is accepted.
+203.0.113.0/24, 198.51.100.0/24 and 192.0.2.0/24 (the "Internet"), and on hosts with IPv6 RFC
+3849's documentation prefix 2001:db8::/32, and nothing else is accepted.
 Every LabSocket checks before its first connect or send that its namespace (SIOCGSKNS, the inode)
 is its host's, and a run() child checks its own before it calls fn: a half-built lab or a plain
 socket.socket() can never send a lab address out of the machine's namespace. The agent dies with
@@ -60,12 +64,13 @@ veth pair: `Lab()` raises SetupError with one sentence saying why and what to do
 timeout, and callers show a recording instead (demo() does).
 """
 from course.netlab.demo import home_network
-from course.netlab.lab import LAB_NETWORKS, ConntrackEntry, Host, Lab, LabSocket, Link, available, refusal, socket_netns
+from course.netlab.lab import LAB_NETWORKS, LAB_NETWORKS6, ConntrackEntry, Host, Lab, LabSocket, Link, available, refusal, socket_netns
 from course.netlab.pcap import Capture, Frame, Packet, read_pcap, write_pcap
 from course.netlab.rules import Loss
 
 __all__ = [
     "LAB_NETWORKS",
+    "LAB_NETWORKS6",
     "Lab",
     "Host",
     "Link",

@@ -15,9 +15,10 @@ What it does, in order:
    Ubuntu 23.10+ the unshare succeeds and only these fail (AppArmor), so the first message says
    whether a lab can be built here, and why not;
 4. answers requests, one JSON object per message, until its socket closes: make a host (a new
-   network namespace), run a command in one (ip, nft, tc, conntrack), write a sysctl under
-   /proc/sys/net of one, read a file under /proc/net of one, make a socket in one and pass it
-   back (SCM_RIGHTS), pass the namespaces' own file descriptors back.
+   network namespace, IPv4 only unless asked for IPv6), run a command in one (ip, nft, tc,
+   conntrack), write a sysctl under /proc/sys/net of one, read a file under /proc/net of one,
+   make a socket in one and pass it back (SCM_RIGHTS), pass the namespaces' own file descriptors
+   back.
 
 The agent is single-threaded on purpose: setns() moves the whole process, and a child it starts
 (ip, nft...) runs in the namespace the agent is in at that moment.
@@ -165,10 +166,20 @@ class Agent:
         self.hosts[name] = fd
         self.current = name
         interface_up("lo")
-        # IPv4 only: no router solicitations, MLD or DAD frames in the captures
-        for key in ("all", "default"):
-            with open(f"/proc/sys/net/ipv6/conf/{key}/disable_ipv6", "w") as f:
-                f.write("1")
+        if req.get("ipv6"):
+            # IPv6 on (opt-in): addresses come without DAD (no neighbour solicitations for them, no
+            # delay before they can be used), and no router solicitations: the lab has no router
+            # advertising prefixes, every address is given by hand
+            for key in ("all", "default"):
+                for name, value in (("disable_ipv6", "0"), ("accept_dad", "0"), ("dad_transmits", "0"),
+                                    ("router_solicitations", "0"), ("accept_ra", "0")):
+                    with open(f"/proc/sys/net/ipv6/conf/{key}/{name}", "w") as f:
+                        f.write(value)
+        else:
+            # IPv4 only: no router solicitations, MLD or DAD frames in the captures
+            for key in ("all", "default"):
+                with open(f"/proc/sys/net/ipv6/conf/{key}/disable_ipv6", "w") as f:
+                    f.write("1")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             try:
                 cookie = struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]

@@ -32,6 +32,7 @@ from course.netlab.rules import Loss
 __all__ = [
     "AGENT",
     "LAB_NETWORKS",
+    "LAB_NETWORKS6",
     "Lab",
     "Host",
     "Link",
@@ -44,13 +45,16 @@ __all__ = [
 
 AGENT = Path(__file__).with_name("agent.py")
 SIOCGSKNS = 0x894C  # linux/sockios.h: a file descriptor of a socket's network namespace
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWNS = 0x10000000, 0x40000000, 0x00020000
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 1 << 18
 PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 20
 # Every address a lab host may have: RFC 1918's 192.168.0.0/16 (the home side) and RFC 5737's three
 # documentation networks (the "Internet" side). None of them is routed on the real Internet, and a
 # lab has no interface to the machine's network anyway.
 LAB_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("192.168.0.0/16", "203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24"))
+# IPv6, on hosts made with add_host(name, ipv6=True) only: RFC 3849's documentation prefix, routed nowhere
+LAB_NETWORKS6 = (ipaddress.ip_network("2001:db8::/32"),)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -240,11 +244,14 @@ class ConntrackEntry:
 
 
 class Host:
-    """One machine of the lab: a network namespace of its own, with lo up and IPv4 only."""
+    """One machine of the lab: a network namespace of its own, with lo up and IPv4 only, or IPv4
+    and IPv6 when made with add_host(name, ipv6=True) (addresses of 2001:db8::/32, added without
+    duplicate address detection; no router solicitations)."""
 
-    def __init__(self, lab: "Lab", name: str, inode: int, cookie: int):
+    def __init__(self, lab: "Lab", name: str, inode: int, cookie: int, ipv6: bool = False):
         self.lab = lab
         self.name = name
+        self.ipv6 = ipv6
         self.inode = inode  # of its network namespace: /proc/PID/ns/net -> net:[inode]
         self.cookie = cookie  # SO_NETNS_COOKIE of its namespace
         self.interfaces: dict[str, list[str]] = {}  # name -> addresses with prefix
@@ -257,11 +264,25 @@ class Host:
 
     @property
     def address(self) -> str:
-        """This host's first address (without prefix)."""
-        for addrs in self.interfaces.values():
-            if addrs:
-                return addrs[0].split("/")[0]
+        """This host's first IPv4 address (without prefix); on a host with IPv6 addresses only, its
+        first IPv6 address."""
+        found = [a.split("/")[0] for addrs in self.interfaces.values() for a in addrs]
+        for address in found:
+            if ":" not in address:
+                return address
+        if found:
+            return found[0]
         raise SetupError(f"lab host {self.name!r} has no address yet: link it first")
+
+    @property
+    def address6(self) -> str:
+        """This host's first IPv6 address (without prefix)."""
+        for addrs in self.interfaces.values():
+            for a in addrs:
+                if ":" in a:
+                    return a.split("/")[0]
+        raise SetupError(f"lab host {self.name!r} has no IPv6 address"
+                         + ("" if self.ipv6 else f": it was made without IPv6 (add_host({self.name!r}, ipv6=True))"))
 
     # -- what a notebook uses ------------------------------------------------------------------
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> LabSocket:
@@ -272,12 +293,21 @@ class Host:
         self.lab._handed.add(sock)
         return sock
 
-    def run(self, fn: Callable, *args, timeout: float = 10.0, **kwargs):
+    def run(self, fn: Callable, *args, timeout: float = 10.0, etc: dict[str, str] | None = None, **kwargs):
         """Call fn(*args, **kwargs) in a process inside this host (a fork of this one that entered the
         lab's namespaces): every socket it makes, socket.socket() included, is this host's. Returns
         what fn returns and raises what it raises (both must pickle); what it prints is printed
-        here after. A call still running after `timeout` seconds is killed: YourCodeError."""
-        return self.lab._run_in(self, fn, args, kwargs, timeout)
+        here after. A call still running after `timeout` seconds is killed: YourCodeError.
+
+        `etc`, {file name: text} such as {"hosts": "2001:db8::80 www.lab.test\n"}: files under /etc
+        that this process alone sees with that text (its own mount namespace, each file
+        bind-mounted over the machine's, which must exist): the host's own hosts file, resolv.conf
+        and nsswitch.conf, read by socket.getaddrinfo as on any machine."""
+        if etc is not None:
+            for name in etc:
+                if not name or "/" in name or name in (".", ".."):
+                    raise ValueError(f"etc names a file directly under /etc ('hosts', 'resolv.conf'), not {name!r}")
+        return self.lab._run_in(self, fn, args, kwargs, timeout, etc)
 
     def cmd(self, *argv: str, input: str | None = None, timeout: float = 10.0, check: bool = True) -> str:
         """Run a command (ip, nft, tc, conntrack, ping...) in this host as the lab's root; its output.
@@ -358,11 +388,12 @@ class Host:
         self.cmd(*argv)
 
     def add_address(self, address: str, iface: str) -> None:
-        """Another address on one of this host's interfaces ('192.0.2.66/24'), as `ip address add`."""
+        """Another address on one of this host's interfaces ('192.0.2.66/24', or on a host made with
+        ipv6=True '2001:db8:1::66/64', added with nodad: usable at once), as `ip address add`."""
         if iface not in self.interfaces:
             raise SetupError(f"lab host {self.name!r} has no interface {iface!r} (it has {', '.join(self.interfaces) or 'none'})")
-        address = _check_address(address)
-        self.cmd("ip", "address", "add", address, "dev", iface)
+        address = _check_address(address, self)
+        self.cmd("ip", "address", "add", address, "dev", iface, *(["nodad"] if ":" in address else []))
         self.interfaces[iface].append(address)
 
     def bridge(self, name: str, ports: list[str], address: str | None = None) -> None:
@@ -387,8 +418,10 @@ class Host:
         self.interfaces[name] = [address] if address else []
 
     def forwarding(self, on: bool = True) -> None:
-        """Route between its interfaces (a router) or not."""
+        """Route between its interfaces (a router) or not (IPv6 too on a host made with ipv6=True)."""
         self.sysctl("net.ipv4.ip_forward", 1 if on else 0)
+        if self.ipv6:
+            self.sysctl("net.ipv6.conf.all.forwarding", 1 if on else 0)
 
     def masquerade(self, out_iface: str) -> None:
         """NAT: what leaves through `out_iface` leaves with that interface's address (nftables
@@ -434,7 +467,7 @@ class Link:
         raise ValueError(f"{name!r} is not an end of {self!r}")
 
     def set_mtu(self, mtu: int) -> None:
-        _check_mtu(mtu)
+        _check_mtu(mtu, self.a.ipv6 or self.b.ipv6)
         for host, iface in ((self.a, self.a_iface), (self.b, self.b_iface)):
             host.cmd("ip", "link", "set", "dev", iface, "mtu", str(mtu))
         self.mtu = mtu
@@ -467,17 +500,56 @@ class Link:
         return host.counters(chain)[chain]
 
 
-def _check_mtu(mtu: int) -> None:
+def _check_mtu(mtu: int, ipv6: bool = False) -> None:
     if not isinstance(mtu, int) or not 576 <= mtu <= 65535:
         raise ValueError(f"an IPv4 link MTU here is between 576 and 65535 bytes, got {mtu!r}")
+    if ipv6 and mtu < 1280:
+        raise ValueError(f"a link of a host with IPv6 needs an MTU of at least 1280 bytes (RFC 8200), got {mtu}")
 
 
-def _check_address(address: str) -> str:
+def _check_address(address: str, host: "Host | None" = None) -> str:
     iface = ipaddress.ip_interface(address)
+    if iface.version == 6 and any(iface.ip in net for net in LAB_NETWORKS6):
+        if host is not None and not host.ipv6:
+            raise SetupError(f"lab host {host.name!r} has IPv6 off, so it cannot take {address}: make it with "
+                             f"add_host({host.name!r}, ipv6=True)")
+        return str(iface)
     if iface.version != 4 or not any(iface.ip in net for net in LAB_NETWORKS):
         raise SetupError(f"{address} is not a lab address: use 192.168.x.y (home) or 203.0.113.x, 198.51.100.x, "
-                         f"192.0.2.x (RFC 5737, the Internet side), with a prefix such as /24")
+                         f"192.0.2.x (RFC 5737, the Internet side), with a prefix such as /24, or on a host made with "
+                         f"ipv6=True 2001:db8::/32 (RFC 3849) such as 2001:db8:1::2/64")
     return str(iface)
+
+
+def _private_etc(files: dict[str, str]) -> None:
+    """In a run() child, after it entered the lab's user namespace: a mount namespace of its own in
+    which each /etc/NAME shows `text` (a bind mount of a file written in a temporary folder, which
+    is removed at once: the mount keeps it). The machine's files and other processes are untouched."""
+    import tempfile
+
+    def fail(what: str) -> SetupError:
+        return SetupError(f"cannot give this lab process its own /etc files: {what}: {os.strerror(ctypes.get_errno())}")
+
+    if _libc.unshare(CLONE_NEWNS) != 0:
+        raise fail("unshare(CLONE_NEWNS)")
+    if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise fail("making its mounts private")
+    folder = tempfile.mkdtemp(prefix="netlab-etc-")
+    try:
+        for name, text in files.items():
+            target = os.path.realpath(os.path.join("/etc", name))
+            if not os.path.isfile(target):
+                raise SetupError(f"cannot give this lab process its own /etc/{name}: the machine has no such file to cover")
+            source = os.path.join(folder, name)
+            with open(source, "w") as f:
+                f.write(text)
+            os.chmod(source, 0o644)
+            if _libc.mount(source.encode(), target.encode(), None, MS_BIND, None) != 0:
+                raise fail(f"bind-mounting it over {target}")
+    finally:
+        for name in os.listdir(folder):
+            os.unlink(os.path.join(folder, name))
+        os.rmdir(folder)
 
 
 class Lab:
@@ -633,14 +705,16 @@ class Lab:
         self._exec(host, ["nft", "-f", "-"], input=script)
 
     # -- building ------------------------------------------------------------------------------
-    def add_host(self, name: str) -> Host:
-        """A new machine: its own network namespace, lo up, no other interface yet."""
+    def add_host(self, name: str, ipv6: bool = False) -> Host:
+        """A new machine: its own network namespace, lo up, no other interface yet. IPv4 only (no
+        IPv6 frame in a capture), or with `ipv6` IPv4 and IPv6: its links then take addresses of
+        2001:db8::/32 as well (Host.add_address), added without duplicate address detection."""
         if not name or not name.replace("-", "").replace("_", "").isalnum() or len(name) > 32:
             raise ValueError(f"a host name is letters, digits, - and _, at most 32, not {name!r}")
         if name in self.hosts:
             raise SetupError(f"the lab already has a host named {name!r}")
-        reply, _ = self._call("host", name=name)
-        host = Host(self, name, reply["inode"], reply["cookie"])
+        reply, _ = self._call("host", name=name, **({"ipv6": True} if ipv6 else {}))
+        host = Host(self, name, reply["inode"], reply["cookie"], ipv6=ipv6)
         self.hosts[name] = host
         return host
 
@@ -660,7 +734,7 @@ class Lab:
         a, b = (self.host(x) if isinstance(x, str) else x for x in (a, b))
         if a is b:
             raise SetupError(f"a link joins two different hosts, not {a.name!r} to itself")
-        _check_mtu(mtu)
+        _check_mtu(mtu, a.ipv6 or b.ipv6)
         ends = []
         for host, name in ((a, names[0]), (b, names[1])):
             name = name or f"eth{len(host.interfaces)}"
@@ -675,8 +749,8 @@ class Lab:
             host.interfaces[iface] = []
             batch = [f"link set dev {iface} mtu {mtu}"]
             if address:
-                address = _check_address(address)
-                batch.append(f"address add {address} dev {iface}")
+                address = _check_address(address, host)
+                batch.append(f"address add {address} dev {iface}" + (" nodad" if ":" in address else ""))
                 host.interfaces[iface].append(address)
             batch.append(f"link set dev {iface} up")
             self._call("offload", host=host.name, iface=iface)
@@ -698,12 +772,13 @@ class Lab:
             self._nsfds[host.name] = (fds[0], fds[1])
         return self._nsfds[host.name]
 
-    def _run_in(self, host: Host, fn: Callable, args: tuple, kwargs: dict, timeout: float):
+    def _run_in(self, host: Host, fn: Callable, args: tuple, kwargs: dict, timeout: float, etc: dict[str, str] | None = None):
         # one at a time: a second fork while the first runs would inherit the first one's pipe
         with self._run_lock:
-            return self._fork_and_run(host, fn, args, kwargs, timeout)
+            return self._fork_and_run(host, fn, args, kwargs, timeout, etc)
 
-    def _fork_and_run(self, host: Host, fn: Callable, args: tuple, kwargs: dict, timeout: float):
+    def _fork_and_run(self, host: Host, fn: Callable, args: tuple, kwargs: dict, timeout: float,
+                      etc: dict[str, str] | None = None):
         user_fd, net_fd = self._namespace_fds(host)
         name = getattr(fn, "__qualname__", repr(fn))
         deadline = Deadline(timeout)
@@ -724,6 +799,8 @@ class Lab:
                 if here != host.inode:
                     raise SetupError(f"the process for {name}() is in net:[{here}], not in lab host {host.name!r} "
                                      f"(net:[{host.inode}]): it did not run, and sent nothing")
+                if etc:
+                    _private_etc(etc)
                 self._inside = host.name
                 sys.stdout = sys.stderr = printed
                 outcome = ("value", fn(*args, **kwargs))

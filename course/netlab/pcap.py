@@ -48,10 +48,18 @@ __all__ = [
     "datagrams",
     "datagram_fragments",
     "icmp_messages",
+    "ETH_P_IPV6",
+    "ETH_P_ARP",
+    "TcpPacket",
+    "NeighbourMessage",
+    "tcp_packets",
+    "neighbour_messages",
 ]
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+ETH_P_ARP = 0x0806
 PACKET_OUTGOING = 4
 SOL_PACKET = 263
 PACKET_RX_RING, PACKET_STATISTICS, PACKET_VERSION = 5, 6, 10
@@ -461,4 +469,89 @@ def icmp_messages(frames: list[Frame], to: str | None = None) -> list[IcmpMessag
             quoted = (socket.inet_ntoa(inner[12:16]), socket.inet_ntoa(inner[16:20]), inner[9],
                       struct.unpack("!H", inner[4:6])[0])
         found.append(IcmpMessage(p.t_ns, p.outgoing, p.src, p.dst, p.payload[0], p.payload[1], quoted))
+    return found
+
+
+# ----------------------------------------------------------------------------------------------
+# Both families: TCP segments of IPv4 and IPv6, and how each finds its neighbour (ARP, ND)
+# ----------------------------------------------------------------------------------------------
+TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG")  # course.capture's names and order
+
+
+@dataclass(frozen=True)
+class TcpPacket:
+    """A TCP segment of either family, as a capture saw it (IPv6: only a TCP header straight after
+    the fixed 40-byte header, as Linux sends it; extension headers are not read)."""
+
+    t_ns: int
+    outgoing: bool
+    version: int  # 4 or 6
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    flags: str  # 'SYN', 'SYN,ACK', 'RST,ACK'...
+    seq: int
+    ack: int
+    length: int  # bytes of payload
+
+    @staticmethod
+    def where(address: tuple[str, int]) -> str:
+        """'192.0.2.1:80', '[2001:db8::1]:80'."""
+        return f"[{address[0]}]:{address[1]}" if ":" in address[0] else f"{address[0]}:{address[1]}"
+
+
+def _tcp_packet(frame: Frame) -> TcpPacket | None:
+    kind, data = frame.ethertype, frame.data[14:]
+    if kind == ETH_P_IP and len(data) >= 20 and data[0] >> 4 == 4 and data[9] == socket.IPPROTO_TCP:
+        ihl, total = (data[0] & 0x0F) * 4, struct.unpack("!H", data[2:4])[0]
+        if struct.unpack("!H", data[6:8])[0] & 0x3FFF:  # a fragment
+            return None
+        version, src, dst, tcp = 4, socket.inet_ntoa(data[12:16]), socket.inet_ntoa(data[16:20]), data[ihl:total]
+    elif kind == ETH_P_IPV6 and len(data) >= 40 and data[0] >> 4 == 6 and data[6] == socket.IPPROTO_TCP:
+        length = struct.unpack("!H", data[4:6])[0]
+        version, tcp = 6, data[40:40 + length]
+        src, dst = socket.inet_ntop(socket.AF_INET6, data[8:24]), socket.inet_ntop(socket.AF_INET6, data[24:40])
+    else:
+        return None
+    if len(tcp) < 20:
+        return None
+    sport, dport, seq, ack, off_flags = struct.unpack("!HHIIH", tcp[:14])
+    flags = ",".join(name for i, name in enumerate(TCP_FLAG_NAMES) if off_flags & (1 << i))
+    return TcpPacket(frame.t_ns, frame.outgoing, version, (src, sport), (dst, dport), flags, seq, ack,
+                     len(tcp) - (off_flags >> 12) * 4)
+
+
+def tcp_packets(frames: list[Frame], port: int | None = None) -> list[TcpPacket]:
+    """The TCP segments of both families in a capture (to or from `port`, where given), in order."""
+    found = [p for p in map(_tcp_packet, frames) if p is not None]
+    return [p for p in found if port is None or port in (p.src[1], p.dst[1])]
+
+
+@dataclass(frozen=True)
+class NeighbourMessage:
+    """How a host finds the link-layer address of a neighbour: IPv4's ARP request and reply, or
+    IPv6's neighbour solicitation and advertisement (ICMPv6 135 and 136, RFC 4861)."""
+
+    t_ns: int
+    outgoing: bool
+    kind: str  # 'ARP request', 'ARP reply', 'neighbour solicitation', 'neighbour advertisement'
+    about: str  # the IP address asked about (or answered for)
+    src: str  # the IP address that asked or answered
+
+
+def neighbour_messages(frames: list[Frame]) -> list[NeighbourMessage]:
+    """The ARP and neighbour discovery messages in a capture, in order."""
+    found = []
+    for fr in frames:
+        data = fr.data[14:]
+        if fr.ethertype == ETH_P_ARP and len(data) >= 28:
+            op = struct.unpack("!H", data[6:8])[0]
+            if op in (1, 2):
+                about = data[24:28] if op == 1 else data[14:18]
+                found.append(NeighbourMessage(fr.t_ns, fr.outgoing, "ARP request" if op == 1 else "ARP reply",
+                                              socket.inet_ntoa(about), socket.inet_ntoa(data[14:18])))
+        elif fr.ethertype == ETH_P_IPV6 and len(data) >= 64 and data[6] == 58 and data[40] in (135, 136):
+            found.append(NeighbourMessage(fr.t_ns, fr.outgoing,
+                                          "neighbour solicitation" if data[40] == 135 else "neighbour advertisement",
+                                          socket.inet_ntop(socket.AF_INET6, data[48:64]),
+                                          socket.inet_ntop(socket.AF_INET6, data[8:24])))
     return found

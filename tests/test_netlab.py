@@ -298,7 +298,7 @@ def test_a_recording_is_written_and_read_back_as_each_live_run_returned_it(tmp_p
 
 
 def test_every_lesson_recording_is_in_one_shape():
-    for name in ("lab-nat.json", "lab-udp.json", "lab-retransmission.json", "lab-long-short.json"):
+    for name in ("lab-nat.json", "lab-udp.json", "lab-retransmission.json", "lab-long-short.json", "lab-names.json"):
         data = lesson.recording(lesson.DATA / name)
         assert set(data) == {"recorded", "kernel", "how", "demos"} and data["demos"], name
         assert "live" in data["how"], name

@@ -298,3 +298,53 @@ def text_of(outputs) -> str:
 
 def errors_of(outputs) -> list:
     return [o for o in outputs if o.output_type == "error"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The live-or-recording fallback every lab lesson module shares (course/netlab/lesson.py)
+# ----------------------------------------------------------------------------------------------
+REFUSED = "no lab network here: the reason, in one sentence"
+AGENT_SILENT = "the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed"
+
+
+def assert_a_refusal_is_one_line_then_each_recording(module, demos: list[str], monkeypatch, capsys) -> None:
+    """Where no lab can be built, each demo prints the refusal's one line, then its recording; the
+    refusal is remembered, so only the first demo tries to build a lab."""
+    from course.errors import SetupError
+
+    calls = []
+
+    def refused(name):
+        calls.append(name)
+        raise SetupError(REFUSED)
+
+    module.forget_refusal()
+    try:
+        monkeypatch.setattr(module, "live", refused)
+        for demo in demos:
+            getattr(module, demo)().print()
+        out = capsys.readouterr().out.splitlines()
+    finally:
+        module.forget_refusal()
+    assert calls == demos[:1]
+    assert out == [line for d in demos for line in [REFUSED, *module.load_recording(d).lines()]]
+
+
+def assert_a_failed_live_run_shows_the_recording(module, demo: str, monkeypatch, capsys) -> None:
+    """A live run that fails (not a refusal) prints why, then the recording; the next demo tries again."""
+    from course.errors import PeerError
+
+    def broken(name):
+        raise PeerError(AGENT_SILENT)
+
+    module.forget_refusal()
+    try:
+        monkeypatch.setattr(module, "live", broken)
+        run = getattr(module, demo)()
+        run.print()
+        out = capsys.readouterr().out.splitlines()
+        assert module._fallback.refused is None  # a failed run is not a refusal
+    finally:
+        module.forget_refusal()
+    assert out[0] == f"the live run failed, so this is the recording: {AGENT_SILENT}"
+    assert out[1:] == module.load_recording(demo).lines() and not run.live

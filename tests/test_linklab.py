@@ -20,9 +20,8 @@ import nbformat
 import pytest
 
 from course import linklab
-from course.errors import PeerError, SetupError
 from course.netlab.pcap import Frame
-from lab_support import IN_CI, cells_where_labs_are_refused, tcp
+from lab_support import assert_a_failed_live_run_shows_the_recording, assert_a_refusal_is_one_line_then_each_recording, IN_CI, cells_where_labs_are_refused, tcp
 from notebook_cases import release_of, solution_of
 
 ASSIGNMENT = "07-long-short-connections"
@@ -120,40 +119,12 @@ def assert_the_link_kept_its_rate(phase: dict) -> None:
     assert phase["client_bytes"] == 30 * 409
 
 
-@pytest.fixture
-def fresh(monkeypatch):
-    linklab.forget_refusal()
-    yield monkeypatch
-    linklab.forget_refusal()
+def test_where_no_lab_can_be_built_each_demo_says_why_in_one_line_and_shows_the_recording(monkeypatch, capsys):
+    assert_a_refusal_is_one_line_then_each_recording(linklab, ['wire', 'times'], monkeypatch, capsys)
 
 
-def test_where_no_lab_can_be_built_each_demo_says_why_in_one_line_and_shows_the_recording(fresh, capsys):
-    calls = []
-
-    def refused(name):
-        calls.append(name)
-        raise SetupError("no lab network here: the reason, in one sentence")
-
-    fresh.setattr(linklab, "live", refused)
-    linklab.wire().print()
-    linklab.times().print()
-    out = capsys.readouterr().out.splitlines()
-    assert calls == ["wire"]  # a refusal is remembered: the second demo does not try again
-    why = "no lab network here: the reason, in one sentence"
-    assert out == [why] + linklab.load_recording("wire").lines() + [why] + linklab.load_recording("times").lines()
-
-
-def test_a_live_run_that_fails_shows_the_recording_and_says_so(fresh, capsys):
-    def broken(name):
-        raise PeerError("the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed")
-
-    fresh.setattr(linklab, "live", broken)
-    run = linklab.times()
-    run.print()
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "the live run failed, so this is the recording: the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed"
-    assert out[1:] == linklab.load_recording("times").lines() and not run.live
-    assert linklab._fallback.refused is None  # a failed run is not a refusal: the next demo tries again
+def test_a_live_run_that_fails_shows_the_recording_and_says_so(monkeypatch, capsys):
+    assert_a_failed_live_run_shows_the_recording(linklab, 'times', monkeypatch, capsys)
 
 
 def test_the_lab_cells_are_locked_the_same_in_the_release_and_use_no_learner_code():

@@ -19,9 +19,8 @@ import nbformat
 import pytest
 
 from course import namelab
-from course.errors import PeerError, SetupError
 from course.netlab.pcap import Frame, neighbour_messages, tcp_packets
-from lab_support import IN_CI, cells_where_labs_are_refused, tcp, tcp6
+from lab_support import assert_a_failed_live_run_shows_the_recording, assert_a_refusal_is_one_line_then_each_recording, IN_CI, cells_where_labs_are_refused, tcp, tcp6
 from notebook_cases import release_of, solution_of
 
 ASSIGNMENT = "08-names-http-backpressure"
@@ -97,40 +96,12 @@ def test_the_recording_holds_what_the_notebook_says():
     assert f"its deadline being {namelab.ATTEMPT_TIMEOUT * 1000:.0f} ms" in "\n".join(silent.lines())
 
 
-@pytest.fixture
-def fresh(monkeypatch):
-    namelab.forget_refusal()
-    yield monkeypatch
-    namelab.forget_refusal()
+def test_where_no_lab_can_be_built_each_demo_says_why_in_one_line_and_shows_the_recording(monkeypatch, capsys):
+    assert_a_refusal_is_one_line_then_each_recording(namelab, ['refused', 'silent'], monkeypatch, capsys)
 
 
-def test_where_no_lab_can_be_built_each_demo_says_why_in_one_line_and_shows_the_recording(fresh, capsys):
-    calls = []
-
-    def refused(name):
-        calls.append(name)
-        raise SetupError("no lab network here: the reason, in one sentence")
-
-    fresh.setattr(namelab, "live", refused)
-    namelab.refused().print()
-    namelab.silent().print()
-    out = capsys.readouterr().out.splitlines()
-    assert calls == ["refused"]  # a refusal is remembered: the second demo does not try again
-    why = "no lab network here: the reason, in one sentence"
-    assert out == [why] + namelab.load_recording("refused").lines() + [why] + namelab.load_recording("silent").lines()
-
-
-def test_a_live_run_that_fails_shows_the_recording_and_says_so(fresh, capsys):
-    def broken(name):
-        raise PeerError("the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed")
-
-    fresh.setattr(namelab, "live", broken)
-    run = namelab.silent()
-    run.print()
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "the live run failed, so this is the recording: the lab's agent (pid 1) did not answer 'exec' within 10.0 s; the lab is closed"
-    assert out[1:] == namelab.load_recording("silent").lines() and not run.live
-    assert namelab._fallback.refused is None
+def test_a_live_run_that_fails_shows_the_recording_and_says_so(monkeypatch, capsys):
+    assert_a_failed_live_run_shows_the_recording(namelab, 'silent', monkeypatch, capsys)
 
 
 def test_the_lab_cells_are_locked_the_same_in_the_release_and_use_no_learner_code():

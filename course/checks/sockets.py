@@ -178,12 +178,34 @@ def check_describe_socket(fn: Callable, cases: Sequence[str] = ("fresh-tcp", "bo
         record_evidence("describe_socket", cases=seen)
 
 
+_listeners: dict[Address, socket.socket] = {}  # the listening socket of each "open" case while it runs
+
+
+def _connection_arrived(address: Address) -> bool | None:
+    """Whether a connection reached the listening socket of an "open" case (it waits in the accept
+    queue, closed or not); None for the other cases, where nothing can tell."""
+    listener = _listeners.get(address)
+    if listener is None:
+        return None
+    listener.setblocking(False)
+    try:
+        conn, _ = listener.accept()
+    except BlockingIOError:
+        return False
+    conn.close()
+    return True
+
+
 @contextmanager
 def _probe_target(case: str) -> Iterator[tuple[Address, str]]:
     """(address to probe, the right answer) for a probe case; what it needs stays open for the block."""
     if case in ("open", "ipv6-open"):
         with listening_socket("::1" if case == "ipv6-open" else "127.0.0.1") as s:
-            yield s.getsockname()[:2], "open"
+            _listeners[s.getsockname()[:2]] = s
+            try:
+                yield s.getsockname()[:2], "open"
+            finally:
+                _listeners.pop(s.getsockname()[:2], None)
     elif case in ("refused", "ipv6-refused"):
         host = "::1" if case == "ipv6-refused" else "127.0.0.1"
         with closed_port(host) as port:
@@ -255,6 +277,11 @@ def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks:
                                 raise
                             except Exception:  # not judged here: only what it leaves behind
                                 pass
+                        if _connection_arrived(address) is False:
+                            # a probe that connects to nothing leaves nothing behind: that proves nothing
+                            raise YourCodeError(
+                                f"{call} made no connection to the socket listening at {format_address(address)}; "
+                                f"probe must connect (connect_ex) to find out, and then close the socket it made")
                         if (changed := socket.getdefaulttimeout()) != DISTINCT_DEFAULT_TIMEOUT:
                             raise YourCodeError(
                                 f"{call} changed socket.getdefaulttimeout() from {DISTINCT_DEFAULT_TIMEOUT!r} to {changed!r}; "

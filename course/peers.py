@@ -118,10 +118,11 @@ PEERS: dict[str, dict] = {
     },
     "tcp-chat-seed004": {
         "module": "course.seed_peers", "class": "SeedChatServer", "transport": "tcp", "idle": True,
-        "does": "seed 004's own chat server, unframed: answers each read with no newline, 'got: <text>' or --script/--reply (exit closes)",
+        "does": "seed 004's own chat server, unframed: answers each read with no newline: 'got: <text>', --script/--reply, or what you type (--operator); exit closes",
         "options": [
             {"flag": "--script", "param": "script", "kind": "texts", "help": "the operator's answers in order; exit closes the chat"},
             {"flag": "--reply", "param": "reply", "kind": "choice", "choices": ["got", "echo", "upper"], "convert": True, "help": "the answer after the script (default got)"},
+            {"flag": "--operator", "param": "operator", "kind": "switch", "help": "you answer: each message is shown, and the line you type is sent (after the script; Ctrl-D is exit)"},
         ],
     },
     "tcp-echo": {

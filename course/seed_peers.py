@@ -18,7 +18,10 @@ down. All bind loopback on port 0, poll their stop flag, and record what they sa
 """
 from __future__ import annotations
 
+import os
+import select
 import socket
+import sys
 import threading
 import time
 from typing import Callable
@@ -144,6 +147,33 @@ class SeedUdpSumServer(UdpServer):
                 raise
 
 
+class _Terminal:
+    """Seed 004's operator at the terminal: shows a message, prompts, and reads the line typed on
+    standard input, waiting in POLL-second steps so that stopping the server ends the wait."""
+
+    def __init__(self, fd: int | None = None, out=None):
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self.out = out or sys.stdout
+        self.pending = b""
+
+    def ask(self, text: str, stop: threading.Event) -> str | None:
+        """The next line typed (without its newline), or None at the end of input or on stop."""
+        self.out.write(f"Access Info :  {text}\n回复信息 (reply): ")
+        self.out.flush()
+        while b"\n" not in self.pending:
+            if stop.is_set():
+                return None
+            ready, _, _ = select.select([self.fd], [], [], POLL)
+            if not ready:
+                continue
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+
 def got(text: str) -> str:
     """The operator's default answer: 'got: <text>'."""
     return "got: " + text
@@ -155,8 +185,13 @@ class SeedChatServer(_ReadOnce):
 
     The operator is scripted: `script` holds the answers typed, in order (each trimmed, as the
     seed's strings.TrimSpace does); after it, or without one, `reply(text)` answers (default
-    'got: <text>'). Like the seed, it keeps no idle limit of its own; as every TcpServer it ends
-    a connection silent for io_timeout seconds (none from the command line).
+    'got: <text>'). With `operator=True` (the command line's --operator) a person is the operator,
+    as in the seed: each message is printed as the seed prints it ("Access Info :  <text>"), then
+    the seed's prompt "回复信息:" ("reply:"), and the line typed on standard input is the answer
+    (after the script, if one is given); the end of input (Ctrl-D) counts as "exit". One prompt at a
+    time: a message on another connection waits for its turn. Like the seed, it keeps no idle limit
+    of its own; as every TcpServer it ends a connection silent for io_timeout seconds (none from the
+    command line).
 
     The seed's flaws, kept on purpose:
     - no framing: two messages written close together come back from one Read as one message
@@ -173,17 +208,21 @@ class SeedChatServer(_ReadOnce):
     read_size = CHAT_READ_SIZE
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, script: list[str] | None = None,
-                 reply: Callable[[str], str] | None = None):
+                 reply: Callable[[str], str] | None = None, operator: bool = False):
         super().__init__(host, port)
         self.script = list(script or [])
         self.reply = reply or got
         self._turn = 0
         self._turn_lock = threading.Lock()
+        self.terminal = _Terminal() if operator else None
 
     def operator(self, text: str) -> str:
         """The operator's next answer to `text`, trimmed as the seed trims what is typed."""
         with self._turn_lock:
             turn, self._turn = self._turn, self._turn + 1
+            if turn >= len(self.script) and self.terminal is not None:
+                typed = self.terminal.ask(text, self.stop_event)
+                return "exit" if typed is None else typed.strip()
         answer = self.script[turn] if turn < len(self.script) else self.reply(text)
         return answer.strip()
 

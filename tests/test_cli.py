@@ -38,10 +38,10 @@ def read_line(stream, timeout: float) -> str:
 
 
 @contextmanager
-def serving(*args: str):
+def serving(*args: str, stdin=None):
     """`python -m course serve ARGS` in a child process: yields (process, (host, port)); stops it
     with Ctrl-C (SIGINT) at the end, as a person would."""
-    proc = subprocess.Popen([sys.executable, "-m", "course", "serve", *args], cwd=REPO, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "course", "serve", *args], cwd=REPO, text=True, stdin=stdin,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = read_line(proc.stdout, 30)
@@ -199,6 +199,24 @@ def test_sessions_with_a_pause_of_over_5_s_between_lines():
         assert recv_until(chat, b"me") == b"got: me"
         seed.sendall(b'{"A":1,"B":2}')
         assert recv_until(seed, b"}") == b'{"Sum":3}'
+
+
+def test_seed004_chat_with_a_person_answering_at_the_terminal():
+    """--operator: seed 004's server as the seed runs it, a person typing each answer (here, a pipe)."""
+    with serving("tcp-chat-seed004", "--operator", stdin=subprocess.PIPE) as (proc, address), \
+            socket.create_connection(address, timeout=5) as chat:
+        chat.sendall(b"hello")  # seed 004's client: the trimmed line, no newline
+        deadline, shown = Deadline(10), ""
+        while "Access Info" not in shown and not deadline.expired():
+            shown = read_line(proc.stdout, deadline.remaining())
+        assert shown == "Access Info :  hello\n"
+        proc.stdin.write("  hi, who is there?  \n")  # trimmed, as strings.TrimSpace does
+        proc.stdin.flush()
+        assert recv_until(chat, b"?") == b"hi, who is there?"
+        chat.sendall(b"me")
+        proc.stdin.write("exit\n")  # the operator's exit closes the chat; it never travels
+        proc.stdin.flush()
+        assert recv_until(chat, b"never") == b""
 
 
 def test_idle_sets_a_limit_from_the_command_line():

@@ -10,7 +10,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: lab instructor test install system-packages clean release class-demo
+.PHONY: lab instructor test install system-packages clean release class-demo class-browser-test
 
 install: $(STAMP)
 
@@ -66,9 +66,17 @@ release: install
 
 # A whole class on JupyterHub (deploy/jupyterhub): as root; the class's environment and the proxy are
 # installed first (registries), then the class runs in a network namespace with only lo.
-# The browser test drives Debian's Chromium with Playwright (pyproject's [class] extra).
+# class-demo: three students through the nbgrader extension's HTTP API.
+# class-browser-test: the same class with a fourth student, and the instructor, in Debian's Chromium
+# driven by Playwright (pyproject's [class] extra).
 class-demo: install system-packages
-	@[ "$$(id -u)" = 0 ] || { echo "make class-demo creates accounts: run it as root"; exit 2; }
+	@[ "$$(id -u)" = 0 ] || { echo "make $@ creates accounts: run it as root"; exit 2; }
+	$(BIN)/python -m pip install --quiet -e '.[test,class]'
+	$(BIN)/python deploy/jupyterhub/class_demo.py --prepare
+	unshare --net -- sh -c 'ip link set lo up && exec "$$0" deploy/jupyterhub/class_demo.py' $(BIN)/python
+
+class-browser-test: install system-packages
+	@[ "$$(id -u)" = 0 ] || { echo "make $@ creates accounts: run it as root"; exit 2; }
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/python -m pip install --quiet -e '.[test,class]'
 	$(BIN)/python deploy/jupyterhub/class_demo.py --prepare

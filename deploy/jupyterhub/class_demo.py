@@ -19,6 +19,10 @@ leaves the machine). It
    the gradebook, the fetched feedback pages), compares the scores with the samples' expectations,
    stops everything and removes the accounts.
 
+With --browser (`make class-browser-test`) a fourth student works in Debian's Chromium (log in,
+fetch from the Assignments tab, run a cell, Validate, Submit) and the instructor opens Formgrader
+there and sees that submission; under CI=true a missing browser fails the run instead of skipping.
+
 Its last line is exactly
 `class demo: N students, N fetched, N submitted, N graded, N feedback returned (scores: a/b, ...)`,
 and it exits 0 only when every step worked for every student.

@@ -117,6 +117,14 @@ class Executed:
     runs: dict  # notebook name -> (entry, NotebookRun | None, hidden lines)
 
 
+def _reuse_notes(source_nb, nb) -> list[str]:
+    """reuse.notes, a reading aid: should it fail, one note says so, and the other notes stand."""
+    try:
+        return reuse.notes(source_nb, nb)
+    except Exception as exc:  # noqa: BLE001 - never lose the assembly's notes to it
+        return [f"the cells could not be read for the course's own code ({type(exc).__name__}: {str(exc)[:120]})"]
+
+
 def execute_submission(assignment: Assignment, student: str, files: dict[str, Path | None], ref,
                        options: Options, slot: int, warm: WarmKernels | None = None) -> Executed:
     """Run every notebook of one submission in its sandbox (the slow part); `judge_submission`
@@ -153,9 +161,10 @@ def execute_submission(assignment: Assignment, student: str, files: dict[str, Pa
             try:
                 submitted = read_notebook(path)
                 nb, notes = asm.assemble(source_nb, submitted, release_nb, assignment.past_checksums.get(nbname))
-                entry["notes"] = notes + reuse.notes(source_nb, nb)
             except Exception as exc:
                 why_not = f"the submitted notebook cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
+            else:
+                entry["notes"] = notes + _reuse_notes(source_nb, nb)
         if nb is None:
             entry["reason"] = why_not
             for c in graded:

@@ -14,8 +14,19 @@ pass unseen.
 from __future__ import annotations
 
 import ast
+import threading
 from functools import lru_cache
 from pathlib import Path
+
+# ast.parse is not safe to call from several threads at once in CPython 3.11 (up to 3.11.7 at least:
+# "SystemError: AST constructor recursion depth mismatch", measured here with the grader's --jobs 8),
+# and the grader reads submissions in several threads: one parse at a time.
+_PARSING = threading.Lock()
+
+
+def _parse(source: str) -> ast.Module:
+    with _PARSING:
+        return ast.parse(source)
 
 
 def course_definitions() -> dict[str, frozenset[str]]:
@@ -34,7 +45,7 @@ def _definitions(package: str) -> dict[str, frozenset[str]]:
         parts = path.relative_to(pkg.parent).with_suffix("").parts
         module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         try:
-            tree = ast.parse(path.read_text())
+            tree = _parse(path.read_text())
         except (OSError, SyntaxError, ValueError):
             continue
         out[module] = frozenset(n.name for n in tree.body
@@ -45,7 +56,7 @@ def _definitions(package: str) -> dict[str, frozenset[str]]:
 def defined_names(source: str) -> set[str]:
     """Top-level functions and classes a cell defines."""
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except (SyntaxError, ValueError):
         return set()
     return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
@@ -56,7 +67,7 @@ def course_aliases(sources: list[str]) -> dict[str, str]:
     aliases: dict[str, str] = {}
     for source in sources:
         try:
-            tree = ast.parse(source)
+            tree = _parse(source)
         except (SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
@@ -95,7 +106,7 @@ def reused(solution: str, learner: str, notebook_sources: list[str]) -> list[str
     defs = course_definitions()
     aliases = course_aliases(notebook_sources + [learner])
     try:
-        tree = ast.parse(learner)
+        tree = _parse(learner)
     except (SyntaxError, ValueError):
         return []
     found: list[str] = []

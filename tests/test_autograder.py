@@ -205,6 +205,23 @@ def test_reuse_of_the_course_implementation_is_noted(learner, imports, found):
     assert reuse.reused(solution, learner, imports) == found
 
 
+def test_a_failing_reuse_reader_costs_no_other_note(monkeypatch):
+    """The grader reads submissions in --jobs threads, and CPython 3.11's ast.parse raised
+    SystemError ("AST constructor recursion depth mismatch") when two threads parsed at once: the
+    grader then lost every note of that submission (an edited locked cell went unreported at
+    --jobs 8; the fixture class's edits-locked-cell sample, graded at the default --jobs, caught it).
+    reuse.py now parses one source at a time; should its reading fail anyway, the other notes stand."""
+    from autograder import grade, reuse
+
+    def broken(source_nb, nb):
+        raise SystemError("AST constructor recursion depth mismatch (before=48, after=43)")
+
+    monkeypatch.setattr(reuse, "notes", broken)
+    notes = grade._reuse_notes(read(SOURCE), read(SOURCE))
+    assert notes == ["the cells could not be read for the course's own code (SystemError: AST constructor recursion "
+                     "depth mismatch (before=48, after=43))"]
+
+
 def test_messages_never_quote_hidden_tests():
     hidden = hidden_lines(read(SOURCE))
     assert any("10**20" in line for line in hidden)

@@ -4,8 +4,8 @@ Two classes are graded, each by one run of `python -m autograder grade`:
 - the grader's fixture course (tests/fixtures/course, a tiny sockets assignment): every sample,
   hostile ones included;
 - the course's own assignments (solutions/): correct, blank and each assignment's own samples
-  (classic bugs), plus every hostile sample on one assignment (AUTOGRADER_HOSTILE_ON, default
-  03-udp; "all" for every assignment).
+  (classic bugs), plus every hostile sample on every assignment (AUTOGRADER_HOSTILE_ON=03-udp
+  limits them to one assignment: a hostile notebook gained a point on 02 that 03 never showed).
 Each sample is then one test, named for what the submission does.
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ def fixture_class(tmp_path_factory):
 
 
 REAL = repo_assignments()
-_hostile = os.environ.get("AUTOGRADER_HOSTILE_ON", "03-udp" if "03-udp" in REAL else (REAL[0] if REAL else ""))
+_hostile = os.environ.get("AUTOGRADER_HOSTILE_ON", "all")  # every hostile sample on every assignment
 HOSTILE_ON = set(REAL) if _hostile == "all" else {_hostile}
 
 

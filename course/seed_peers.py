@@ -151,22 +151,20 @@ class _Terminal:
     """Seed 004's operator at the terminal: shows a message, prompts, and reads the line typed on
     standard input, waiting in POLL-second steps so that stopping the server ends the wait."""
 
-    def __init__(self, fd: int | None = None, out=None):
-        self.fd = sys.stdin.fileno() if fd is None else fd
-        self.out = out or sys.stdout
-        self.pending = b""
+    def __init__(self):
+        self.pending = b""  # typed bytes not yet taken as an answer
 
     def ask(self, text: str, stop: threading.Event) -> str | None:
         """The next line typed (without its newline), or None at the end of input or on stop."""
-        self.out.write(f"Access Info :  {text}\n回复信息 (reply): ")
-        self.out.flush()
+        sys.stdout.write(f"Access Info :  {text}\n回复信息 (reply): ")
+        sys.stdout.flush()
         while b"\n" not in self.pending:
             if stop.is_set():
                 return None
-            ready, _, _ = select.select([self.fd], [], [], POLL)
+            ready, _, _ = select.select([sys.stdin], [], [], POLL)
             if not ready:
                 continue
-            chunk = os.read(self.fd, 4096)
+            chunk = os.read(sys.stdin.fileno(), 4096)
             if not chunk:
                 return None
             self.pending += chunk

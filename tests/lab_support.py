@@ -237,6 +237,36 @@ def cells_where_labs_are_refused(user: AsUser, cells: dict[str, str], setup: str
     return found
 
 
+KEPT_RUNS = "[{'live': r.live, 'why': r.why, 'evidence': r.evidence} for r in runs]"
+
+
+def keeping_runs(module: str, demos) -> str:
+    """The setup for run_cells that keeps the run each demo of `module` returned to its cell, in
+    `runs` (read back with extra=KEPT_RUNS)."""
+    return (f"from course import {module}\n"
+            f"runs = []  # the run each demo returned to its cell\n"
+            f"def keeping(demo):\n"
+            f"    def kept():\n"
+            f"        runs.append(demo())\n"
+            f"        return runs[-1]\n"
+            f"    return kept\n"
+            f"for name in {tuple(demos)!r}:\n"
+            f"    setattr({module}, name, keeping(getattr({module}, name)))\n")
+
+
+def assert_refused_cells_show_each_recording(user: AsUser, module, cells: dict[str, str], demo_of) -> None:
+    """In every sandbox that refuses user namespaces, each lab cell of `cells` prints the refusal's
+    one line, then its demo's recording, whole, and keeps the recording's run; all within 5 s."""
+    setup = keeping_runs(module.__name__.rpartition(".")[2], [demo_of(gid) for gid in cells])
+    for name, (reason, result) in cells_where_labs_are_refused(user, cells, setup, extra=KEPT_RUNS).items():
+        for gid, run in zip(cells, result["extra"]):
+            printed = result["cells"][gid]["lines"]
+            assert printed[0].startswith("no lab network here:") and reason in printed[0], (name, printed[0])
+            assert not run["live"] and run["why"] == printed[0]
+            assert printed[1:] == module.load_recording(demo_of(gid)).lines(), (name, gid)  # the recording, whole
+        assert result["seconds"] < 5, f"{name}: the refused cells took {result['seconds']:.1f} s"
+
+
 def cell_sources(path: Path, ids) -> dict[str, str]:
     """{cell id: source} of a notebook's cells whose id is in `ids`, in the notebook's order."""
     import nbformat

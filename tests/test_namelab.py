@@ -20,7 +20,7 @@ import pytest
 
 from course import namelab
 from course.netlab.pcap import Frame, neighbour_messages, tcp_packets
-from lab_support import assert_a_failed_live_run_shows_the_recording, assert_a_refusal_is_one_line_then_each_recording, IN_CI, cells_where_labs_are_refused, tcp, tcp6
+from lab_support import KEPT_RUNS, assert_refused_cells_show_each_recording, keeping_runs, assert_a_failed_live_run_shows_the_recording, assert_a_refusal_is_one_line_then_each_recording, IN_CI, tcp, tcp6
 from notebook_cases import release_of, solution_of
 
 ASSIGNMENT = "08-names-http-backpressure"
@@ -139,25 +139,12 @@ def test_a_live_run_gives_the_recorded_evidence(lab_here):
 # ----------------------------------------------------------------------------------------------
 # The notebook's lab cells, run as an ordinary user, live or refused
 # ----------------------------------------------------------------------------------------------
-SETUP = """
-    from course import namelab
-    runs = []  # the NameRun each demo returned to its cell
-
-    def keeping(demo):
-        def kept():
-            runs.append(demo())
-            return runs[-1]
-        return kept
-
-    for name in ("refused", "silent"):
-        setattr(namelab, name, keeping(getattr(namelab, name)))
-"""
-RUNS = "[{'live': r.live, 'why': r.why, 'evidence': r.evidence} for r in runs]"
+SETUP = keeping_runs('namelab', ("refused", "silent"))
 
 
 def test_the_notebook_lab_cells_run_live_as_an_ordinary_user(as_user, lab_here):
     sources = {gid: sources_by_grade_id(solution_of(ASSIGNMENT))[gid] for gid in LAB_CELLS}
-    _, result, stderr = as_user.run_cells(sources, SETUP, extra=RUNS)
+    _, result, stderr = as_user.run_cells(sources, SETUP, extra=KEPT_RUNS)
     assert [c["error"] for c in result["cells"].values()] == [None, None] and not stderr.strip(), (result["cells"], stderr[-2000:])
     printed = {gid: c["lines"] for gid, c in result["cells"].items()}
     for gid, run in zip(LAB_CELLS, result["extra"]):
@@ -170,13 +157,7 @@ def test_the_notebook_lab_cells_run_live_as_an_ordinary_user(as_user, lab_here):
 
 def test_where_the_lab_is_refused_each_cell_prints_one_line_and_the_recording(ordinary_user):
     sources = {gid: sources_by_grade_id(solution_of(ASSIGNMENT))[gid] for gid in LAB_CELLS}
-    for name, (reason, result) in cells_where_labs_are_refused(ordinary_user, sources, SETUP, extra=RUNS).items():
-        for gid, run in zip(LAB_CELLS, result["extra"]):
-            printed = result["cells"][gid]["lines"]
-            assert printed[0].startswith("no lab network here:") and reason in printed[0], (name, printed[0])
-            assert not run["live"] and run["why"] == printed[0]
-            assert printed[1:] == namelab.load_recording(demo_of(gid)).lines(), (name, gid)  # the recording, whole
-        assert result["seconds"] < 5, f"{name}: the refused cells took {result['seconds']:.1f} s"
+    assert_refused_cells_show_each_recording(ordinary_user, namelab, sources, demo_of)
 
 
 @pytest.mark.notebooks

@@ -178,15 +178,8 @@ def check_describe_socket(fn: Callable, cases: Sequence[str] = ("fresh-tcp", "bo
         record_evidence("describe_socket", cases=seen)
 
 
-_listeners: dict[Address, socket.socket] = {}  # the listening socket of each "open" case while it runs
-
-
-def _connection_arrived(address: Address) -> bool | None:
-    """Whether a connection reached the listening socket of an "open" case (it waits in the accept
-    queue, closed or not); None for the other cases, where nothing can tell."""
-    listener = _listeners.get(address)
-    if listener is None:
-        return None
+def _connection_arrived(listener: socket.socket) -> bool:
+    """Whether a connection reached `listener` (it waits in the accept queue, closed or not)."""
     listener.setblocking(False)
     try:
         conn, _ = listener.accept()
@@ -197,22 +190,19 @@ def _connection_arrived(address: Address) -> bool | None:
 
 
 @contextmanager
-def _probe_target(case: str) -> Iterator[tuple[Address, str]]:
-    """(address to probe, the right answer) for a probe case; what it needs stays open for the block."""
+def _probe_target(case: str) -> Iterator[tuple[Address, str, socket.socket | None]]:
+    """(address to probe, the right answer, the listening socket of an "open" case or None) for a
+    probe case; what it needs stays open for the block."""
     if case in ("open", "ipv6-open"):
         with listening_socket("::1" if case == "ipv6-open" else "127.0.0.1") as s:
-            _listeners[s.getsockname()[:2]] = s
-            try:
-                yield s.getsockname()[:2], "open"
-            finally:
-                _listeners.pop(s.getsockname()[:2], None)
+            yield s.getsockname()[:2], "open", s
     elif case in ("refused", "ipv6-refused"):
         host = "::1" if case == "ipv6-refused" else "127.0.0.1"
         with closed_port(host) as port:
-            yield (host, port), "refused"
+            yield (host, port), "refused", None
     elif case == "timeout":
         with FullBacklogListener() as full:
-            yield full.address, "timeout"
+            yield full.address, "timeout", None
     elif case == "other-error":
         with closed_port() as port:
             address = (UNREACHABLE_HOST, port)
@@ -220,7 +210,7 @@ def _probe_target(case: str) -> Iterator[tuple[Address, str]]:
             if right in ("open", "refused", "timeout"):
                 raise SetupError(f"a TCP connect to {format_address(address)} gave {right!r} on this machine, not an "
                                  f"error such as ENETUNREACH: this kernel has no broadcast route for {UNREACHABLE_HOST}")
-            yield address, right
+            yield address, right, None
     else:
         raise KeyError(f"no probe case {case!r}; cases are {', '.join(PROBE_CASES)}")
 
@@ -266,7 +256,7 @@ def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks:
     seen = []
     try:
         for case in cases:
-            with _probe_target(case) as (address, right):
+            with _probe_target(case) as (address, right, listener):
                 call = f"probe({address!r}, timeout={PROBE_TIMEOUT})"
                 with _default_timeout(DISTINCT_DEFAULT_TIMEOUT if leaks else None):
                     if leaks:
@@ -277,7 +267,7 @@ def check_probe(fn: Callable, cases: Sequence[str] = ("open", "refused"), leaks:
                                 raise
                             except Exception:  # not judged here: only what it leaves behind
                                 pass
-                        if _connection_arrived(address) is False:
+                        if listener is not None and not _connection_arrived(listener):
                             # a probe that connects to nothing leaves nothing behind: that proves nothing
                             raise YourCodeError(
                                 f"{call} made no connection to the socket listening at {format_address(address)}; "
